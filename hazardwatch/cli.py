@@ -28,13 +28,20 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "demo": Command("run the main job on this machine: embedded pipeline on local services",
-                    "hazardwatch.commands.demo"),
-    "services": Command("health of the local Mosquitto, Kafka and InfluxDB",
-                        "hazardwatch.commands.services"),
-    "check-config": Command("validate plant and policy files; errors name file, line and field",
-                            None),
-    "schema": Command("print the JSON Schema of plant, policy or events", None),
+    "demo": Command(
+        "run the main job on this machine: embedded pipeline on local services",
+        "hazardwatch.commands.demo",
+    ),
+    "services": Command(
+        "health of the local Mosquitto, Kafka and InfluxDB", "hazardwatch.commands.services"
+    ),
+    "check-config": Command(
+        "validate plant and policy files; errors name file, line and field",
+        "hazardwatch.commands.check_config",
+    ),
+    "schema": Command(
+        "print the JSON Schema of plant, policy or events", "hazardwatch.commands.schema"
+    ),
     "evaluate": Command("run a readings recording through the risk engine offline", None),
     "decode": Command("show the readings and rejections a gateway payload yields", None),
     "simulate": Command("simulate a plant and scenario to JSONL or MQTT", None),

@@ -7,7 +7,7 @@ part of the schema: never renumber them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 
 class RiskColour(IntEnum):
@@ -54,7 +54,7 @@ class Severity(IntEnum):
     S3 = 3
 
 
-class AlarmState(str, Enum):
+class AlarmState(StrEnum):
     """ISA-18.2 / IEC 62682 alarm states."""
 
     NORMAL = "normal"

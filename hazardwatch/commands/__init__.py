@@ -1,1 +1,1 @@
-"""One module per `hazardwatch` sub-command; each exposes `add_arguments(parser)` and `run(args)`."""
+"""One module per `hazardwatch` sub-command, each with `add_arguments(parser)` and `run(args)`."""

@@ -1,0 +1,30 @@
+# The two commands a newcomer needs: `make demo` and `make test` (README.md).
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup services demo lint test bench clean-services
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+services:
+	scripts/services up
+
+demo: setup services
+	$(BIN)/hazardwatch demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: setup services lint
+	$(BIN)/pytest -q
+
+clean-services:
+	scripts/services down

@@ -1,0 +1,137 @@
+"""One validated settings object per process (STYLE.md: quix-streams' frozen settings).
+
+Sources, highest priority first: environment variables (`HAZARDWATCH_` prefix, `__` between
+nested names, e.g. `HAZARDWATCH_INFLUX__URL`), the TOML file given to `load_settings`, defaults.
+Defaults are the ports `scripts/services` uses on 127.0.0.1. Secrets are `SecretStr` so they never
+reach logs or `hazardwatch run --check` in clear.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from hazardwatch.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MqttSettings(_Section):
+    """Broker the gateways publish to."""
+
+    url: str = "mqtt://127.0.0.1:1883"
+    topic_prefix: str = "hw/v1"
+    client_id: str = "hazardwatch-ingest"
+    username: str | None = None
+    password: SecretStr | None = None
+    ca_file: Path | None = None
+    protocol: int = Field(default=5, description="MQTT protocol: 5 or 4 (3.1.1)")
+
+
+class KafkaSettings(_Section):
+    """Kafka cluster of the distributed runners."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "hazardwatch.v1"
+
+
+class InfluxSettings(_Section):
+    """InfluxDB written with influxdb-client's v2 API (1.8 and 2.x) and queried in InfluxQL."""
+
+    url: str = "http://127.0.0.1:8086"
+    org: str = "-"  # InfluxDB 1.8 ignores the org; 2.x needs the real one
+    database: str = "hazardwatch"
+    retention_policy: str = "autogen"
+    token: SecretStr = SecretStr("")  # 1.8 without auth: empty; 1.8 with auth: "user:password"
+    retention_days: int = Field(default=30, ge=30, description="SAWS Order 40: keep >= 30 days")
+
+    @property
+    def bucket(self) -> str:
+        """v2 bucket name; on 1.8 it is `database/retention_policy`."""
+        return f"{self.database}/{self.retention_policy}"
+
+
+class HttpSettings(_Section):
+    """The process's own HTTP endpoints (/metrics, /healthz, alerts API)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8700
+
+
+class Settings(BaseSettings):
+    """Everything a hazardwatch process needs, validated once at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HAZARDWATCH_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    data_dir: Path = Path("data")
+    plant: Path | None = None
+    policy: Path | None = None
+    mqtt: MqttSettings = MqttSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    influx: InfluxSettings = InfluxSettings()
+    http: HttpSettings = HttpSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment overrides the TOML file, which overrides defaults."""
+        return (init_settings, env_settings)
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as JSON-able data with every secret shown as `**********`."""
+        return self.model_dump(mode="json")
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Load settings from an optional TOML file plus the environment; raise ConfigError."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+    try:
+        # Environment variables take precedence over the file: pydantic-settings merges init
+        # kwargs first, so pass the file's values as defaults underneath the environment.
+        return _with_file_defaults(data)
+    except ValueError as exc:
+        raise ConfigError(f"{path or 'environment'}: {exc}") from exc
+
+
+def _with_file_defaults(data: dict[str, Any]) -> Settings:
+    env_only = Settings()
+    merged = _deep_merge(data, _explicit(env_only))
+    return Settings.model_validate(merged)
+
+
+def _explicit(model: BaseModel) -> dict[str, Any]:
+    """Only the fields set explicitly (by the environment), nested."""
+    out: dict[str, Any] = {}
+    for name in model.model_fields_set:
+        value = getattr(model, name)
+        out[name] = _explicit(value) if isinstance(value, BaseModel) else value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

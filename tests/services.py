@@ -1,0 +1,101 @@
+"""Where the tests find Mosquitto, Kafka and InfluxDB.
+
+By default: the services `scripts/services up` starts on 127.0.0.1 (overridable with the same
+`HAZARDWATCH_*` variables the settings model reads). On a machine with a Docker engine,
+`HAZARDWATCH_TESTCONTAINERS=1` starts throw-away containers with testcontainers instead; this
+machine has no engine, so CI uses the script's services. A missing service is a test failure,
+never a skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from hazardwatch.settings import Settings, load_settings
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Addresses of the three services for one test session."""
+
+    mqtt_host: str
+    mqtt_port: int
+    kafka_bootstrap: str
+    influx_url: str
+
+    def settings(self, **overrides: object) -> Settings:
+        """A Settings object pointing at these endpoints."""
+        base = load_settings()
+        data = base.model_dump()
+        data["mqtt"]["url"] = f"mqtt://{self.mqtt_host}:{self.mqtt_port}"
+        data["kafka"]["bootstrap_servers"] = self.kafka_bootstrap
+        data["influx"]["url"] = self.influx_url
+        data["influx"]["token"] = base.influx.token.get_secret_value()
+        data.update(overrides)
+        return Settings.model_validate(data)
+
+
+def port_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True if a TCP connection to host:port succeeds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def missing_services(endpoints: Endpoints) -> list[str]:
+    """Names of services that do not answer on their port."""
+    kafka_host, kafka_port = endpoints.kafka_bootstrap.split(",")[0].rsplit(":", 1)
+    influx = urlparse(endpoints.influx_url)
+    checks = {
+        "mosquitto": (endpoints.mqtt_host, endpoints.mqtt_port),
+        "kafka": (kafka_host, int(kafka_port)),
+        "influxdb": (influx.hostname or "127.0.0.1", influx.port or 8086),
+    }
+    return [name for name, (host, port) in checks.items() if not port_answers(host, port)]
+
+
+def local_endpoints() -> Endpoints:
+    """Endpoints of the script's services, as the settings model resolves them."""
+    settings = load_settings()
+    mqtt = urlparse(settings.mqtt.url)
+    return Endpoints(
+        mqtt_host=mqtt.hostname or "127.0.0.1",
+        mqtt_port=mqtt.port or 1883,
+        kafka_bootstrap=settings.kafka.bootstrap_servers,
+        influx_url=settings.influx.url,
+    )
+
+
+@contextlib.contextmanager
+def container_endpoints() -> Iterator[Endpoints]:
+    """Start Mosquitto, Kafka and InfluxDB 1.8 containers (needs a Docker engine)."""
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.mqtt import MosquittoContainer
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    influx = (
+        DockerContainer("influxdb:1.8.10")
+        .with_env("INFLUXDB_HTTP_FLUX_ENABLED", "true")
+        .with_exposed_ports(8086)
+    )
+    with MosquittoContainer() as mqtt, KafkaContainer().with_kraft() as kafka, influx:
+        wait_for_logs(influx, "Listening on HTTP")
+        yield Endpoints(
+            mqtt_host=mqtt.get_container_host_ip(),
+            mqtt_port=int(mqtt.get_exposed_port(mqtt.MQTT_PORT)),
+            kafka_bootstrap=kafka.get_bootstrap_server(),
+            influx_url=f"http://{influx.get_container_host_ip()}:{influx.get_exposed_port(8086)}",
+        )
+
+
+def use_containers() -> bool:
+    """True when the user asked for testcontainers instead of the script's services."""
+    return os.environ.get("HAZARDWATCH_TESTCONTAINERS") == "1"
