@@ -1,0 +1,187 @@
+"""InfluxDB sink: batched, gzip-compressed writes with the v2 API, spooling to disk when down.
+
+Works against InfluxDB 1.8 (bucket `database/retention_policy`, v1-compatible management over
+InfluxQL) and 2.x (bucket from set-up; management statements are refused there and skipped).
+Order: while the spool holds batches, new batches go behind them, so every series is written in
+the order it was produced. Nothing is dropped silently: a batch InfluxDB rejects as malformed
+(HTTP 400/422, which no retry can fix) is counted under `rejected` with the server's reason and
+logged; every other failure spools and retries with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import httpx
+from influxdb_client.client.influxdb_client import InfluxDBClient
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+
+from hazardwatch.settings import InfluxSettings
+from stream.sinks.spool import Spool
+
+log = logging.getLogger(__name__)
+
+_NOT_RETRYABLE = {400, 413, 422}
+SPOOL_WARNING_FILL = 0.8
+
+
+@dataclass
+class SinkStats:
+    """Counters exported as metrics (lines): `written` to InfluxDB, of which `replayed` came from
+    the spool; `spooled` on an outage; `rejected` by InfluxDB as malformed (not retryable)."""
+
+    written: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    rejected: int = 0
+    failed_writes: int = 0
+
+
+class InfluxSink:
+    """Buffers lines, writes batches of `batch_lines`, spools when InfluxDB is unreachable."""
+
+    def __init__(
+        self,
+        settings: InfluxSettings,
+        spool: Spool,
+        *,
+        batch_lines: int = 5000,
+        backoff_s: tuple[float, float] = (0.5, 30.0),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.spool = spool
+        self.batch_lines = batch_lines
+        self.stats = SinkStats()
+        self._buffer: list[str] = []
+        self._clock = clock
+        self._backoff_min, self._backoff_max = backoff_s
+        self._backoff = self._backoff_min
+        self._next_attempt = 0.0
+        self._warned_fill = False
+        self._client = InfluxDBClient(
+            url=settings.url,
+            token=settings.token.get_secret_value(),
+            org=settings.org,
+            enable_gzip=True,
+            timeout=10_000,
+            retries=False,  # retries are ours: through the spool, with backoff
+        )
+        self._write = self._client.write_api(write_options=SYNCHRONOUS)
+
+    def close(self) -> None:
+        """Flush what is buffered (to InfluxDB or the spool) and release the client."""
+        self.flush()
+        self._client.close()  # type: ignore[no-untyped-call]
+
+    def ensure_database(self) -> None:
+        """Create the database and a retention policy of >= retention_days where permitted."""
+        s = self.settings
+        days = s.retention_days
+        statements = [
+            f'CREATE DATABASE "{s.database}"',
+            f'CREATE RETENTION POLICY "{s.retention_policy}" ON "{s.database}" '
+            f"DURATION {days}d REPLICATION 1",
+        ]
+        headers = {"Authorization": f"Token {t}"} if (t := s.token.get_secret_value()) else {}
+        for statement in statements:
+            try:
+                resp = httpx.post(
+                    f"{s.url}/query", params={"q": statement}, headers=headers, timeout=10
+                )
+            except httpx.HTTPError as exc:
+                log.warning("InfluxDB unreachable for %r: %s (will spool)", statement, exc)
+                return
+            body = resp.text
+            if resp.status_code != 200 or '"error"' in body:
+                # 2.x refuses management statements; 1.8 says the RP exists (autogen).
+                log.info("InfluxDB did not apply %r: %s %s", statement, resp.status_code, body)
+
+    def add(self, lines: Iterable[str]) -> None:
+        """Queue lines; full batches are written (or spooled) at once."""
+        self._buffer.extend(lines)
+        while len(self._buffer) >= self.batch_lines:
+            batch = self._buffer[: self.batch_lines]
+            del self._buffer[: self.batch_lines]
+            self._submit(batch)
+
+    def flush(self) -> None:
+        """Write what is buffered now, and retry the spool if its backoff has passed."""
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            self._submit(batch)
+        else:
+            self.drain()
+
+    def drain(self, force: bool = False) -> int:
+        """Replay spooled batches in order; returns how many were written."""
+        if not force and self._clock() < self._next_attempt:
+            return 0
+        replayed = 0
+        while (head := self.spool.peek()) is not None:
+            path, lines = head
+            if not self._try_write(lines):
+                return replayed
+            self.spool.pop(path)
+            self.stats.replayed += len(lines)
+            replayed += 1
+        if replayed:
+            log.info("spool drained: %d batches replayed to InfluxDB", replayed)
+        return replayed
+
+    @property
+    def buffered(self) -> int:
+        """Lines held in memory, not yet written or spooled."""
+        return len(self._buffer)
+
+    def _submit(self, batch: list[str]) -> None:
+        if len(self.spool):
+            self.drain()
+        # While older batches wait in the spool, this one queues behind them to keep order.
+        if len(self.spool) or not self._try_write(batch):
+            self._to_spool(batch)
+
+    def _to_spool(self, batch: list[str]) -> None:
+        self.spool.append(batch)  # SpoolFullError propagates: the caller applies backpressure
+        self.stats.spooled += len(batch)
+        if self.spool.fill >= SPOOL_WARNING_FILL and not self._warned_fill:
+            log.warning("InfluxDB spool %.0f%% full (%d bytes)", 100 * self.spool.fill,
+                        self.spool.bytes)  # fmt: skip
+            self._warned_fill = True
+        elif self.spool.fill < SPOOL_WARNING_FILL:
+            self._warned_fill = False
+
+    def _try_write(self, batch: list[str]) -> bool:
+        """True when InfluxDB took the batch (or rejected it for good, counted)."""
+        try:
+            self._write.write(
+                bucket=self.settings.bucket,
+                org=self.settings.org,
+                record=batch,
+                write_precision=WritePrecision.MS,  # type: ignore[arg-type]
+            )
+        except ApiException as exc:
+            if exc.status in _NOT_RETRYABLE:
+                self.stats.rejected += len(batch)
+                log.error("InfluxDB rejected %d lines (HTTP %s): %s", len(batch), exc.status,
+                          (exc.body or "")[:500])  # fmt: skip
+                return True
+            return self._failed(f"HTTP {exc.status}: {(exc.body or '')[:200]}")
+        except Exception as exc:  # urllib3/OSError family: connection refused, reset, timeout
+            return self._failed(f"{type(exc).__name__}: {exc}")
+        self.stats.written += len(batch)
+        self._backoff = self._backoff_min
+        return True
+
+    def _failed(self, reason: str) -> bool:
+        self.stats.failed_writes += 1
+        self._next_attempt = self._clock() + self._backoff
+        log.warning("InfluxDB write failed (%s); spooling, next try in %.1f s", reason,
+                    self._backoff)  # fmt: skip
+        self._backoff = min(self._backoff * 2, self._backoff_max)
+        return False
