@@ -50,7 +50,10 @@ COMMANDS: dict[str, Command] = {
     "bridge": Command("distributed: MQTT -> Kafka telemetry topic", None),
     "worker": Command("distributed: faust-streaming risk engine worker", None),
     "alerts": Command("alert dispatcher and ack/feedback/clear HTTP API (`alerts serve`)", None),
-    "routes": Command("`routes test`: who receives an event, by which channel, by when", None),
+    "routes": Command(
+        "`routes test`: who receives an event, by which channel, by when",
+        "hazardwatch.commands.routes",
+    ),
     "report": Command("self-contained HTML report of events and readings", None),
     "dashboards": Command("`dashboards export` / `dashboards push` Grafana dashboards", None),
 }
