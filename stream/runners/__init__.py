@@ -1,0 +1,1 @@
+"""Runners: the embedded single-process pipeline and the faust-streaming worker factory."""
