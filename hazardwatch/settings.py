@@ -64,6 +64,16 @@ class HttpSettings(_Section):
     port: int = 8700
 
 
+class RunnerSettings(_Section):
+    """How the runners batch and protect their output."""
+
+    flush_interval_ms: int = Field(default=200, gt=0, description="sink flush + MQTT ack period")
+    spool_max_bytes: int = Field(default=1 << 30, gt=0, description="InfluxDB outage spool limit")
+    report_by_exception: bool = False  # store raw readings only when they move (alarms always)
+    rbe_max_interval_s: float = Field(default=300.0, gt=0)
+    queue_max_messages: int = Field(default=10_000, gt=0, description="MQTT → pipeline queue")
+
+
 class Settings(BaseSettings):
     """Everything a hazardwatch process needs, validated once at start."""
 
@@ -78,6 +88,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     influx: InfluxSettings = InfluxSettings()
     http: HttpSettings = HttpSettings()
+    runner: RunnerSettings = RunnerSettings()
 
     @classmethod
     def settings_customise_sources(
