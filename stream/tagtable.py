@@ -20,9 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from hazardwatch.plant.model import Plant
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -161,6 +165,14 @@ class TagTable:
             len(self.source_ids),
             len(self.enterprise_ids),
         )
+
+    @classmethod
+    def from_plant(cls, plant: Plant, policy: object | None = None) -> TagTable:
+        """Flatten a validated plant (see stream.plant_adapter); `policy` is not needed here:
+        the engine reads its policy separately (EnginePolicy)."""
+        from stream.plant_adapter import table_from_plant
+
+        return table_from_plant(plant)
 
     @classmethod
     def build(
