@@ -42,7 +42,8 @@ COMMANDS: dict[str, Command] = {
     "schema": Command(
         "print the JSON Schema of plant, policy or events", "hazardwatch.commands.schema"
     ),
-    "evaluate": Command("run a readings recording through the risk engine offline", None),
+    "evaluate": Command("run a readings recording through the risk engine offline",
+                        "hazardwatch.commands.evaluate"),
     "decode": Command("show the readings and rejections a gateway payload yields", None),
     "simulate": Command("simulate a plant and scenario to JSONL or MQTT", None),
     "replay": Command("replay a recording to MQTT keeping relative timing", None),
