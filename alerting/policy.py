@@ -138,7 +138,7 @@ class TencentProvider(_Frozen):
 
 
 class GatewayProvider(_Frozen):
-    """A generic HTTP SMS gateway: one JSON POST per segment, bearer token."""
+    """A generic HTTP SMS gateway: one JSON POST with the text's segments, bearer token."""
 
     kind: Literal["gateway"]
     endpoint: str = Field(pattern=r"^https?://")

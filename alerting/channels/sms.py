@@ -1,0 +1,191 @@
+"""SMS providers: request formats of Alibaba Cloud, Tencent Cloud and a generic HTTP gateway.
+
+- **Alibaba Cloud** (`aliyun`): RPC-style `SendSms`, API version 2017-05-25, POST form body to
+  `dysmsapi.aliyuncs.com`, signature version 1.0 (HMAC-SHA1): sort all parameters, percent-encode
+  names and values per RFC 3986 (space → %20, `*` → %2A, `~` kept), join with `&`, string to
+  sign = `POST&%2F&` + percent-encoded query, key = AccessKeySecret + `&`, base64 digest in the
+  `Signature` parameter. Template variables are named (`TemplateParam` JSON).
+- **Tencent Cloud** (`tencent`): `SendSms`, API version 2021-01-11, JSON POST, TC3-HMAC-SHA256:
+  canonical request over `content-type;host;x-tc-action`, credential scope `date/sms/tc3_request`,
+  derived key HMAC chain `TC3`+SecretKey → date → `sms` → `tc3_request`. Template variables are
+  positional (`TemplateParamSet`).
+- **Generic gateway** (`gateway`): JSON POST `{"to", "ref", "encoding", "segments": [...]}` with a
+  bearer token; the text is split by `segment_sms` (70/67 UCS-2, 160/153 GSM-7).
+
+Time (`now_s`) and the nonce are passed in, so requests are reproducible in tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime
+from urllib.parse import quote, urlsplit
+
+import orjson
+
+from alerting.channels.base import HttpRequest, HttpResponse, Verdict, classify_status
+from alerting.messages import Notice, segment_sms, sms_text, template_params
+from alerting.policy import AliyunProvider, GatewayProvider, TencentProvider
+
+TEMPLATE_ORDER = ("enterprise", "source", "colour", "value", "time", "action")
+"""Order of the positional Tencent template variables ({1} … {6})."""
+
+
+def percent_encode(text: str) -> str:
+    """RFC 3986 encoding as Alibaba Cloud's signature wants it (`~` unreserved, space %20)."""
+    return quote(text, safe="-_.~")
+
+
+def aliyun_signature(secret: str, method: str, params: dict[str, str]) -> str:
+    """Base64 HMAC-SHA1 signature (version 1.0) of `params` (without `Signature`)."""
+    query = "&".join(f"{percent_encode(k)}={percent_encode(params[k])}" for k in sorted(params))
+    to_sign = f"{method}&{percent_encode('/')}&{percent_encode(query)}"
+    digest = hmac.new(f"{secret}&".encode(), to_sign.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _domestic(phone: str) -> str:
+    return phone[3:] if phone.startswith("+86") else phone.lstrip("+")
+
+
+def aliyun_request(
+    provider: AliyunProvider, secret: str, phone: str, notice: Notice, key: str, now_s: int,
+    nonce: str,
+) -> HttpRequest:  # fmt: skip
+    """Signed `SendSms` POST for one phone number."""
+    params = {
+        "AccessKeyId": provider.access_key_id,
+        "Action": "SendSms",
+        "Format": "JSON",
+        "OutId": key[:64],
+        "PhoneNumbers": _domestic(phone),
+        "RegionId": provider.region_id,
+        "SignName": provider.sign_name,
+        "SignatureMethod": "HMAC-SHA1",
+        "SignatureNonce": nonce,
+        "SignatureVersion": "1.0",
+        "TemplateCode": provider.template_code,
+        "TemplateParam": orjson.dumps(template_params(notice)).decode(),
+        "Timestamp": datetime.fromtimestamp(now_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Version": "2017-05-25",
+    }
+    params["Signature"] = aliyun_signature(secret, "POST", params)
+    body = "&".join(f"{percent_encode(k)}={percent_encode(v)}" for k, v in params.items())
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return HttpRequest("POST", provider.endpoint, headers, body.encode())
+
+
+_ALIYUN_RETRY = {"isv.BUSINESS_LIMIT_CONTROL", "Throttling.User", "isp.SYSTEM_ERROR",
+                 "SignatureNonceUsed", "ServiceUnavailable"}  # fmt: skip
+
+
+def aliyun_verdict(response: HttpResponse) -> Verdict:
+    """`Code: OK` delivered; throttling and system errors retry; anything else is permanent."""
+    try:
+        code = str(orjson.loads(response.body).get("Code", ""))
+    except (orjson.JSONDecodeError, AttributeError):
+        return classify_status(response)
+    if code == "OK":
+        return Verdict("delivered", "OK")
+    if code in _ALIYUN_RETRY or response.status >= 500:
+        return Verdict("retry", code)
+    return Verdict("permanent", code or f"HTTP {response.status}")
+
+
+def _hmac256(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def tencent_authorization(
+    secret_id: str, secret_key: str, host: str, action: str, body: bytes, now_s: int
+) -> str:
+    """The TC3-HMAC-SHA256 `Authorization` header of a JSON POST to `/`."""
+    date = datetime.fromtimestamp(now_s, UTC).strftime("%Y-%m-%d")
+    signed_headers = "content-type;host;x-tc-action"
+    canonical = "\n".join(
+        [
+            "POST",
+            "/",
+            "",
+            f"content-type:application/json; charset=utf-8\nhost:{host}\n"
+            f"x-tc-action:{action.lower()}\n",
+            signed_headers,
+            hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    scope = f"{date}/sms/tc3_request"
+    to_sign = "\n".join(
+        ["TC3-HMAC-SHA256", str(now_s), scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = _hmac256(_hmac256(_hmac256(f"TC3{secret_key}".encode(), date), "sms"), "tc3_request")
+    sig = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    return (
+        f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, "
+        f"SignedHeaders={signed_headers}, Signature={sig}"
+    )
+
+
+def tencent_request(
+    provider: TencentProvider, secret_key: str, phone: str, notice: Notice, key: str, now_s: int
+) -> HttpRequest:
+    """Signed `SendSms` POST for one phone number."""
+    params = template_params(notice)
+    number = phone if phone.startswith("+") else f"+86{phone}"
+    body = orjson.dumps(
+        {
+            "PhoneNumberSet": [number],
+            "SmsSdkAppId": provider.sdk_app_id,
+            "SignName": provider.sign_name,
+            "TemplateId": provider.template_id,
+            "TemplateParamSet": [params[name] for name in TEMPLATE_ORDER],
+            "SessionContext": key,
+        }
+    )
+    host = urlsplit(provider.endpoint).netloc
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Host": host,
+        "X-TC-Action": "SendSms",
+        "X-TC-Timestamp": str(now_s),
+        "X-TC-Version": "2021-01-11",
+        "X-TC-Region": provider.region,
+        "Authorization": tencent_authorization(
+            provider.secret_id, secret_key, host, "SendSms", body, now_s
+        ),
+    }
+    return HttpRequest("POST", provider.endpoint, headers, body)
+
+
+def tencent_verdict(response: HttpResponse) -> Verdict:
+    """`SendStatusSet[0].Code == "Ok"` delivered; limits and internal errors retry."""
+    try:
+        data = orjson.loads(response.body)["Response"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return classify_status(response)
+    error = data.get("Error")
+    code = str(error.get("Code", "")) if error else ""
+    if not error:
+        statuses = data.get("SendStatusSet") or [{}]
+        code = str(statuses[0].get("Code", ""))
+        if code == "Ok":
+            return Verdict("delivered", "Ok")
+    retryable = code.startswith(("LimitExceeded", "InternalError", "RequestLimitExceeded"))
+    return Verdict("retry" if retryable else "permanent", code or "no status")
+
+
+def gateway_request(
+    provider: GatewayProvider, token: str, phone: str, notice: Notice, key: str
+) -> HttpRequest:
+    """One JSON POST carrying the text's segments, in order."""
+    text = sms_text(notice)
+    segments = segment_sms(text)
+    encoding = "gsm7" if len(text.encode("ascii", "ignore")) == len(text) else "ucs2"
+    body = orjson.dumps({"to": phone, "ref": key, "encoding": encoding, "segments": segments})
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Authorization": f"Bearer {token}",
+        "Idempotency-Key": key,
+    }
+    return HttpRequest("POST", provider.endpoint, headers, body)

@@ -1,0 +1,179 @@
+"""The alerting service: engine events and user actions in, durable notifications out.
+
+`AlertService` owns the life-cycle book and the outbox; it is what the embedded runner calls
+(`handle(event)` per engine event, `tick()` every few seconds) and what the HTTP API drives
+(acknowledge, feedback, clear, shelve). Every state change is saved before it returns, and every
+notification is enqueued with its idempotency key in the same step, so a crash at any point
+loses nothing and a replayed event sends nothing twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from alerting.alerts import Actor, Alert
+from alerting.commands import AckCommand, CommandSink
+from alerting.events import EventRejectedError, parse_event
+from alerting.lifecycle import AlertBook, Intent
+from alerting.outbox import Outbox, Pending
+from alerting.planner import event_group, targets_for
+from alerting.policy import RoutingPolicy
+from alerting.routing import EnterpriseArea
+from hazardwatch.plant.model import Plant
+
+
+def areas_from_plant(plant: Plant) -> dict[str, EnterpriseArea]:
+    """Enterprise id → area (county code, name, industry) from the plant model."""
+    return {
+        e.id: EnterpriseArea(e.id, e.name, e.region, e.industry.value) for e in plant.enterprises
+    }
+
+
+def names_from_plant(plant: Plant) -> dict[str, str]:
+    """Display names of enterprises, hazard sources and tags (for texts)."""
+    names = {e.id: e.name for e in plant.enterprises}
+    names.update({s.id: s.name for s in plant.hazard_sources})
+    names.update({t.id: t.name for t in plant.tags() if t.name})
+    return names
+
+
+def can_see(actor: Actor, area: EnterpriseArea) -> bool:
+    """A user sees an alert when the enterprise lies in the user's area at the user's tier."""
+    return area.code_at(actor.tier) == actor.area
+
+
+class AlertService:
+    """Thread-safe facade over the book and the outbox; `clock_ms` gives epoch ms."""
+
+    def __init__(
+        self,
+        policy: RoutingPolicy,
+        outbox: Outbox,
+        areas: Mapping[str, EnterpriseArea],
+        clock_ms: Callable[[], int],
+        names: Mapping[str, str] | None = None,
+        commands: CommandSink | None = None,
+    ) -> None:
+        self.policy = policy
+        self.outbox = outbox
+        self.areas = dict(areas)
+        self.clock_ms = clock_ms
+        self.commands = commands
+        self.book = AlertBook(policy, names)
+        self.book.load(outbox.load_alerts())
+        self.rejected: Counter[str] = Counter()
+        self.on_enqueue: Callable[[], None] | None = None  # wakes the dispatcher
+        self._lock = threading.RLock()
+        self._saved = {a.id: _marker(a) for a in self.book.alerts.values()}
+
+    # -- events --------------------------------------------------------------------------------
+    def handle(self, data: Mapping[str, Any] | bytes | str) -> int:
+        """Apply one engine event; returns notifications enqueued. Rejections are counted."""
+        try:
+            event = parse_event(data)
+            area = self.area(event.enterprise)
+        except EventRejectedError as exc:
+            self.rejected[exc.reason] += 1
+            return 0
+        with self._lock:
+            intents = self.book.apply(event, area, event_group(self.policy, event, area))
+            return self._commit(intents, event.ts_ms)
+
+    def area(self, enterprise: str) -> EnterpriseArea:
+        """The enterprise's area; EventRejectedError(unknown_enterprise) if not in the plant."""
+        try:
+            return self.areas[enterprise]
+        except KeyError:
+            raise EventRejectedError("unknown_enterprise", enterprise) from None
+
+    def _commit(self, intents: list[Intent], event_ms: int, exclude: tuple[str, ...] = ()) -> int:
+        now = self.clock_ms()
+        added = 0
+        for intent in intents:
+            area = self.areas[intent.notice.enterprise]
+            for target in targets_for(self.policy, intent, area, exclude):
+                notice = replace(intent.notice, tier=target.tier)
+                key = f"{intent.key}/{target.recipient}/{target.channel}"
+                added += self.outbox.enqueue(key, notice.alert_id, target.recipient, target.tier,
+                                             target.channel, target.channel_type,
+                                             notice.to_dict(), now, event_ms)  # fmt: skip
+        self._save_touched()
+        if added and self.on_enqueue is not None:
+            self.on_enqueue()
+        return added
+
+    def _save_touched(self) -> None:
+        # Alerts also change without intents (tags attached, acknowledgements, feedback): save
+        # every alert whose change marker moved since its last save.
+        for alert in self.book.alerts.values():
+            marker = _marker(alert)
+            if self._saved.get(alert.id) != marker:
+                self.outbox.save_alert(alert)
+                self._saved[alert.id] = marker
+
+    def tick(self) -> int:
+        """Run the timers (reminders, escalation, overdue feedback, flood end); enqueued count."""
+        with self._lock:
+            now = self.clock_ms()
+            return self._commit(self.book.tick(now), now)
+
+    def dead_letter(self, item: Pending, reason: str, now_ms: int) -> None:
+        """Dispatcher hook: a notification is dead; tell the next tier (not for failures)."""
+        if item.notice.get("kind") == "delivery_failure":
+            return
+        with self._lock:
+            intent = self.book.delivery_failure(item.alert, item.recipient, item.tier, reason,
+                                                now_ms)  # fmt: skip
+            if intent is not None:
+                self._commit([intent], now_ms, exclude=(item.recipient,))
+
+    # -- user actions ---------------------------------------------------------------------------
+    def visible(self, actor: Actor, alert: Alert) -> bool:
+        """True when `actor` may see and act on `alert`."""
+        area = self.areas.get(alert.enterprise)
+        return area is not None and can_see(actor, area)
+
+    def alerts_for(self, actor: Actor) -> list[Alert]:
+        """Active alerts in the actor's scope, oldest first."""
+        with self._lock:
+            return [a for a in self.book.active() if self.visible(actor, a)]
+
+    def acknowledge(self, alert_id: str, actor: Actor) -> AckCommand:
+        """Acknowledge; the command goes to the engine's command input."""
+        with self._lock:
+            command = self.book.acknowledge(alert_id, actor, self.clock_ms())
+            self._save_touched()
+        if self.commands is not None:
+            self.commands(command)
+        return command
+
+    def feedback(self, alert_id: str, cause: str, measures: str, actor: Actor) -> Alert:
+        """Record cause and measures."""
+        with self._lock:
+            alert = self.book.record_feedback(alert_id, cause, measures, actor, self.clock_ms())
+            self._save_touched()
+            return alert
+
+    def clear(self, alert_id: str, actor: Actor) -> Alert:
+        """消警; notifies every tier that was told of the alert."""
+        with self._lock:
+            now = self.clock_ms()
+            self._commit(self.book.clear(alert_id, actor, now), now)
+            return self.book.get(alert_id)
+
+    def shelve(self, alert_id: str, actor: Actor, until_ms: int, reason: str) -> Alert:
+        """Shelve/silence until `until_ms` (epoch ms)."""
+        with self._lock:
+            alert = self.book.shelve(alert_id, actor, until_ms, reason, self.clock_ms())
+            self._save_touched()
+            return alert
+
+
+def _marker(alert: Alert) -> tuple[object, ...]:
+    tags = tuple((t.tag, t.active, t.state, t.value) for t in alert.tags.values())
+    return (len(alert.history), alert.cleared_ms, alert.colour, alert.normal, alert.notified and
+            max(alert.notified), alert.reminded_ms, alert.feedback_reminded, tags)  # fmt: skip

@@ -1,0 +1,125 @@
+"""Channel formats, SMS texts and the outbox's promises, without a network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alerting.channels.base import HttpResponse, classify_status
+from alerting.channels.sms import aliyun_verdict, tencent_verdict
+from alerting.channels.webhook import WebhookRejectedError, verify_webhook, webhook_request
+from alerting.messages import Notice, TagValue, segment_sms, sms_text
+from alerting.outbox import Outbox
+from alerting.policy import RateLimit
+from alerting.retry import RateLimiter, backoff_s
+from hazardwatch.types import RiskColour, Tier
+
+NOTICE = Notice(
+    kind="raise", alert_id="A-1", enterprise="QZ-PETRO", enterprise_name="湄洲湾储运",
+    ts_ms=1_767_225_600_000, source="QZ-TF1", source_name="一号储罐区",
+    colour=RiskColour.ORANGE, tags=(TagValue("T101-LS", "HH", 17.62, "m", "101#罐伺服液位"),),
+    ack_due_ms=1_767_227_400_000, feedback_due_ms=1_767_240_000_000,
+)  # fmt: skip
+
+
+def test_sms_text_names_enterprise_source_colour_value_time_and_action() -> None:
+    text = sms_text(NOTICE)
+    assert text.startswith("【橙色预警】湄洲湾储运 一号储罐区：101#罐伺服液位 HH 17.62 m")
+    assert "（01-01 08:00）" in text  # Beijing time
+    assert "08:30前确认" in text and "12:00前反馈原因和措施" in text
+
+
+@pytest.mark.parametrize(("length", "parts"), [(70, 1), (71, 2), (134, 2), (135, 3)])
+def test_chinese_sms_segments_70_single_67_per_part(length: int, parts: int) -> None:
+    segments = segment_sms("预" * length)
+    assert len(segments) == parts
+    assert "".join(segments) == "预" * length
+    assert all(len(s) <= (70 if parts == 1 else 67) for s in segments)
+
+
+def test_ascii_sms_uses_gsm_lengths() -> None:
+    assert len(segment_sms("a" * 160)) == 1
+    assert [len(s) for s in segment_sms("a" * 161)] == [153, 8]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(max_size=400))
+def test_segments_rejoin_and_respect_utf16_limits(text: str) -> None:
+    segments = segment_sms(text)
+    assert "".join(segments) == text
+    if len(segments) > 1:
+        assert all(sum(2 if ord(c) > 0xFFFF else 1 for c in s) <= 153 for s in segments)
+
+
+def test_webhook_signature_verifies_and_rejects_tampering_and_replay() -> None:
+    request = webhook_request("http://r/x", "s3cret", {"a": 1}, "key-1", now_s=1000)
+    verify_webhook("s3cret", request.headers, request.body, now_s=1100)
+    with pytest.raises(WebhookRejectedError, match="bad_signature"):
+        verify_webhook("s3cret", request.headers, request.body + b" ", now_s=1100)
+    with pytest.raises(WebhookRejectedError, match="bad_signature"):
+        verify_webhook("other", request.headers, request.body, now_s=1100)
+    with pytest.raises(WebhookRejectedError, match="stale_timestamp"):
+        verify_webhook("s3cret", request.headers, request.body, now_s=1000 + 301)
+    with pytest.raises(WebhookRejectedError, match="missing_header"):
+        verify_webhook("s3cret", {}, request.body, now_s=1000)
+    assert request.headers["Idempotency-Key"] == "key-1"
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"), [(200, "delivered"), (204, "delivered"), (429, "retry"),
+                            (503, "retry"), (400, "permanent"), (401, "permanent")],
+)  # fmt: skip
+def test_http_verdicts(status: int, outcome: str) -> None:
+    assert classify_status(HttpResponse(status, {}, b"")).outcome == outcome
+
+
+def test_provider_verdicts() -> None:
+    assert aliyun_verdict(HttpResponse(200, {}, b'{"Code":"OK"}')).outcome == "delivered"
+    throttled = b'{"Code":"isv.BUSINESS_LIMIT_CONTROL"}'
+    assert aliyun_verdict(HttpResponse(200, {}, throttled)).outcome == "retry"
+    bad = b'{"Code":"isv.MOBILE_NUMBER_ILLEGAL"}'
+    assert aliyun_verdict(HttpResponse(200, {}, bad)).outcome == "permanent"
+    ok = b'{"Response":{"SendStatusSet":[{"Code":"Ok"}],"RequestId":"r"}}'
+    assert tencent_verdict(HttpResponse(200, {}, ok)).outcome == "delivered"
+    auth = b'{"Response":{"Error":{"Code":"AuthFailure.SignatureFailure"}}}'
+    assert tencent_verdict(HttpResponse(200, {}, auth)).outcome == "permanent"
+    limit = b'{"Response":{"Error":{"Code":"RequestLimitExceeded"}}}'
+    assert tencent_verdict(HttpResponse(200, {}, limit)).outcome == "retry"
+
+
+def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
+    waits = [backoff_s(n, 2.0, 300.0, 0.5, lambda: 0.0) for n in range(1, 10)]
+    assert waits[:5] == [2, 4, 8, 16, 32] and waits[-1] == 300
+    assert backoff_s(3, 2.0, 300.0, 0.5, lambda: 0.999) == pytest.approx(4.004)
+
+
+def test_rate_limit_per_recipient() -> None:
+    limiter = RateLimiter(lambda _r: RateLimit(count=2, per_s=60))
+    assert [limiter.take("a", 0), limiter.take("a", 0)] == [0, 0]
+    assert limiter.take("a", 0) == 30_001  # one token per 30 s
+    assert limiter.take("b", 0) == 0  # another recipient has its own bucket
+    assert limiter.take("a", 30_001) == 0
+
+
+def test_outbox_is_idempotent_and_pending_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = Outbox(path)
+    args = ("A-1", "r1", Tier.COUNTY, 0, "webhook", NOTICE.to_dict(), 5, 4)
+    assert box.enqueue("k1", *args) is True
+    assert box.enqueue("k1", *args) is False
+    box.enqueue("k2", *args)
+    [first, second] = box.due(10)
+    box.delivered(first.id, 11, "HTTP 200", 3.0)
+    box.failed(second.id, 11, "retry", "HTTP 503", 2.0, next_at_ms=100)
+    box.close()
+    again = Outbox(path)
+    assert again.due(99) == []
+    [pending] = again.due(100)
+    assert pending.key == "k2" and pending.attempts == 1
+    assert Notice.from_dict(pending.notice) == NOTICE
+    assert [a["outcome"] for a in again.audit(pending.id)] == ["retry"]
+    assert again.counts() == {"delivered": 1, "pending": 1}
+    assert again._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
