@@ -2,9 +2,10 @@
 
 The risk engine writes JSON events (DESIGN.md, docs/events.md) with `id`, `ts`, `type`
 (`alarm`, `risk`, `flood`, `data_quality`), `enterprise`, `source` and per type:
-alarm → `tag`, `condition`, `state`, `severity` (optionally `value`, `unit`, `limit`);
-risk → `colour`, `previous`; flood → `state` (`start`/`end`), `count`;
-data_quality → `gateway`, `condition`, `offline_s`.
+alarm → `unit` (the equipment), `tag`, `condition`, `state`, `severity` (optionally `value` and
+`value_unit`, the engineering unit); risk → `level` (`source`/`enterprise`), `colour`,
+`previous`; flood → `state` (`begin`/`end`), `count`; data_quality → `unit`, `tag`, `condition`
+(`stale`, `fault`, `frozen`), `state` (`active`/`normal`), optionally `offline_s`.
 Alerting reads only these keys, so it never depends on the engine's classes. A bad event raises
 `EventRejectedError` with a machine-readable reason; the caller counts it.
 """
@@ -48,8 +49,9 @@ class EngineEvent:
     colour: RiskColour | None = None
     previous: RiskColour | None = None
     value: float | None = None
-    unit: str | None = None
-    limit: float | None = None
+    value_unit: str | None = None
+    equipment: str | None = None
+    level: str | None = None
     gateway: str | None = None
     offline_s: float | None = None
     count: int | None = None
@@ -145,8 +147,9 @@ def parse_event(data: Mapping[str, Any] | bytes | str) -> EngineEvent:
         colour=_colour(data, "colour"),
         previous=_colour(data, "previous"),
         value=_number(data, "value"),
-        unit=_text(data, "unit"),
-        limit=_number(data, "limit"),
+        value_unit=_text(data, "value_unit"),
+        equipment=_text(data, "unit"),
+        level=_text(data, "level"),
         gateway=_text(data, "gateway"),
         offline_s=_number(data, "offline_s"),
         count=None if data.get("count") is None else int(_number(data, "count") or 0),

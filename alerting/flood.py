@@ -27,6 +27,7 @@ class _Enterprise:
     times: deque[int] = field(default_factory=deque)
     flooding: bool = False
     held: int = 0
+    forced: bool = False  # the engine announced this flood; only its `end` event ends it
 
 
 class FloodGate:
@@ -48,7 +49,7 @@ class FloodGate:
         self._trim(state, ts_ms)
         ended = False
         held = 0
-        if state.flooding and len(state.times) < self.end_below:
+        if state.flooding and not state.forced and len(state.times) < self.end_below:
             ended, held = True, state.held
             state.flooding, state.held = False, 0
         state.times.append(ts_ms)
@@ -63,7 +64,7 @@ class FloodGate:
     def check_end(self, enterprise: str, now_ms: int) -> int | None:
         """At a timer tick: if the flood ended, return the number of held alarms, else None."""
         state = self._state.get(enterprise)
-        if state is None or not state.flooding:
+        if state is None or not state.flooding or state.forced:
             return None
         self._trim(state, now_ms)
         if len(state.times) < self.end_below:
@@ -74,7 +75,7 @@ class FloodGate:
     def force(self, enterprise: str, flooding: bool) -> None:
         """Follow the engine's `flood` event (start → True, end → False)."""
         state = self._state.setdefault(enterprise, _Enterprise())
-        state.flooding = flooding
+        state.flooding = state.forced = flooding
         if not flooding:
             state.held = 0
 

@@ -51,9 +51,15 @@ class Intent:
 class AlertBook:
     """All alerts, keyed by id, with the index of active alerts by group key."""
 
-    def __init__(self, policy: RoutingPolicy, names: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        policy: RoutingPolicy,
+        names: Mapping[str, str] | None = None,
+        tag_units: Mapping[str, str] | None = None,
+    ) -> None:
         self.policy = policy
         self.names = dict(names or {})
+        self.tag_units = dict(tag_units or {})
         self.alerts: dict[str, Alert] = {}
         self.flood = FloodGate(policy.flood.start_above, policy.flood.end_below,
                                policy.flood.window_s)  # fmt: skip
@@ -141,6 +147,9 @@ class AlertBook:
         if len(self._seen) > 100_000:
             self._seen.popitem(last=False)
         if event.type == "risk":
+            if event.level == "enterprise":  # the sources' own events drive the alerts
+                self.count("enterprise_level_risk")
+                return []
             return self._risk(event, group)
         if event.type == "alarm":
             return self._alarm(event, group)
@@ -214,7 +223,8 @@ class AlertBook:
                 entry.active = True
                 entry.condition = event.condition or entry.condition
                 entry.severity = int(event.severity or entry.severity)
-                entry.value, entry.unit = event.value, event.unit or entry.unit
+                entry.value = event.value
+                entry.unit = event.value_unit or self.tag_units.get(tag, entry.unit)
             if alert.kind == "alarm" and not alert.active_tags():
                 self._close(alert, event.ts_ms, "system", "alarms returned to normal")
             return []
@@ -222,8 +232,9 @@ class AlertBook:
             return []
         verdict = self.flood.admit(event.enterprise, event.ts_ms)
         alert = self._raise(event, "alarm", group, RiskColour.BLUE)
+        unit = event.value_unit or self.tag_units.get(tag, "")
         alert.tags[tag] = TagState(tag, event.condition or "", int(event.severity or 0), state,
-                                   event.value, event.unit or "")  # fmt: skip
+                                   event.value, unit)  # fmt: skip
         intents = []
         if verdict.ended:
             intents.append(self._flood_end(event.enterprise, event.id, event.ts_ms, verdict.held))
@@ -256,7 +267,7 @@ class AlertBook:
         return Intent(f"{key}:flood_end", notice, (Tier.ENTERPRISE,), labels)
 
     def _flood_event(self, event: EngineEvent) -> list[Intent]:
-        starting = (event.state or "start") in ("start", "active", "started")
+        starting = (event.state or "begin") in ("begin", "start", "active")
         was = self.flood.flooding(event.enterprise)
         self.flood.force(event.enterprise, starting)
         if starting == was:
@@ -270,36 +281,49 @@ class AlertBook:
         return [self._flood_start(alert, event.id, event.ts_ms)]
 
     def _data_quality(self, event: EngineEvent, area: EnterpriseArea, group: str) -> list[Intent]:
-        dq = self.policy.data_quality
+        """Silent at onset; `tick` notifies after `notify_after_s` and goes yellow later."""
         alert = self.by_key(group)
-        offline = event.offline_s or 0.0
-        back = (event.state or "") in NORMAL_STATES or event.condition == "online"
-        if back:
-            if alert is None:
+        tag = event.tag or event.gateway or "gateway"
+        if (event.state or "") in NORMAL_STATES or event.condition == "online":
+            if alert is None or tag not in alert.tags:
+                return []
+            alert.tags[tag].active = False
+            if alert.active_tags():
                 return []
             alert.normal = True
             alert.record(event.ts_ms, "normal", event=event.id)
-            intent = self._intent(alert, "normal", event.id, event.ts_ms, alert.notified)
-            if alert.colour == RiskColour.BLUE:  # a county notice closes itself
-                self._close(alert, event.ts_ms, "system", "gateway back online")
-            return [intent]
-        if offline >= dq.yellow_after_s:
-            if alert is not None and alert.colour >= RiskColour.YELLOW:
-                return []
-            if alert is not None:
-                self._close(alert, event.ts_ms, "system", "became a yellow notice")
-            alert = self._raise(event, "data_quality", group, RiskColour.YELLOW)
-            tiers = tiers_for(self.policy, RiskColour.YELLOW)
-        elif offline >= dq.notify_after_s:
-            if alert is not None:
-                return []
+            intents = []
+            if alert.notified:
+                intents.append(self._intent(alert, "normal", event.id, event.ts_ms,
+                                            alert.notified))  # fmt: skip
+            if alert.colour == RiskColour.BLUE:  # a data-quality notice closes itself
+                self._close(alert, event.ts_ms, "system", "data back")
+            return intents
+        onset = event.ts_ms - int((event.offline_s or 0.0) * 1000)
+        if alert is None:
             alert = self._raise(event, "data_quality", group, RiskColour.BLUE)
-            tiers = dq.notify_tiers
-        else:
+            alert.raised_ms = onset
+        alert.normal = False
+        alert.tags.setdefault(tag, TagState(tag, event.condition or "offline")).active = True
+        return self._data_quality_timer(alert, event.ts_ms, event.id)
+
+    def _data_quality_timer(self, alert: Alert, now_ms: int, key: str) -> list[Intent]:
+        dq = self.policy.data_quality
+        offline_s = (now_ms - alert.raised_ms) / 1000
+        if alert.normal:
             return []
-        alert.tags = {}
-        detail = f"网关{event.gateway or ''}离线{offline / 3600:.1f}小时"
-        return [self._intent(alert, "data_quality", event.id, event.ts_ms, tiers, detail)]
+        detail = f"{len(alert.active_tags())}个监测点无数据{offline_s / 3600:.1f}小时"
+        if alert.colour == RiskColour.BLUE and offline_s >= dq.yellow_after_s:
+            alert.colour = alert.max_colour = RiskColour.YELLOW
+            self._set_deadlines(alert, now_ms)
+            alert.record(now_ms, "update", colour="yellow")
+            tiers = set(tiers_for(self.policy, RiskColour.YELLOW)) | alert.notified
+            return [self._intent(alert, "data_quality", f"{alert.id}:dq_yellow", now_ms, tiers,
+                                 detail)]  # fmt: skip
+        if not alert.notified and offline_s >= dq.notify_after_s:
+            return [self._intent(alert, "data_quality", f"{alert.id}:dq_notice", now_ms,
+                                 dq.notify_tiers, detail)]  # fmt: skip
+        return []
 
     def _close(self, alert: Alert, now_ms: int, user: str, reason: str) -> None:
         alert.cleared_ms, alert.cleared_by = now_ms, user
@@ -372,6 +396,8 @@ class AlertBook:
                 alert.shelved_until_ms = None
             if alert.shelved(now_ms):
                 continue
+            if alert.kind == "data_quality":
+                intents.extend(self._data_quality_timer(alert, now_ms, alert.id))
             intents.extend(self._ack_timer(alert, now_ms))
             overdue = alert.feedback_due_ms is not None and now_ms >= alert.feedback_due_ms
             if overdue and alert.feedback is None and not alert.feedback_reminded:

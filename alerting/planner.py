@@ -27,9 +27,9 @@ class Planned:
 
 
 def event_group(policy: RoutingPolicy, event: EngineEvent, area: EnterpriseArea) -> str:
-    """Group key: data quality per gateway; otherwise the routing tree's `group_by` labels."""
+    """Group key: data quality per enterprise; otherwise the routing tree's `group_by` labels."""
     if event.type == "data_quality":
-        return f"data_quality/{event.enterprise}/{event.gateway or ''}"
+        return f"data_quality/{event.enterprise}"
     if event.type == "flood":
         return f"flood/{event.enterprise}"
     base = {"type": event.type, "source": event.source, "tag": event.tag}

@@ -41,6 +41,11 @@ def names_from_plant(plant: Plant) -> dict[str, str]:
     return names
 
 
+def tag_units_from_plant(plant: Plant) -> dict[str, str]:
+    """Engineering unit of every tag (m, °C, %LEL …), for values in texts."""
+    return {t.id: t.unit for t in plant.tags()}
+
+
 def can_see(actor: Actor, area: EnterpriseArea) -> bool:
     """A user sees an alert when the enterprise lies in the user's area at the user's tier."""
     return area.code_at(actor.tier) == actor.area
@@ -57,13 +62,14 @@ class AlertService:
         clock_ms: Callable[[], int],
         names: Mapping[str, str] | None = None,
         commands: CommandSink | None = None,
+        tag_units: Mapping[str, str] | None = None,
     ) -> None:
         self.policy = policy
         self.outbox = outbox
         self.areas = dict(areas)
         self.clock_ms = clock_ms
         self.commands = commands
-        self.book = AlertBook(policy, names)
+        self.book = AlertBook(policy, names, tag_units)
         self.book.load(outbox.load_alerts())
         self.rejected: Counter[str] = Counter()
         self.on_enqueue: Callable[[], None] | None = None  # wakes the dispatcher

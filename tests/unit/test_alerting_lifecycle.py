@@ -59,7 +59,7 @@ def risk(eid: str, colour: str, ts: int, source: str = "QZ-TF1") -> dict[str, An
 def alarm(eid: str, tag: str, state: str, ts: int, severity: str = "S2") -> dict[str, Any]:
     return {"id": eid, "ts": ts, "type": "alarm", "enterprise": "QZ-PETRO", "source": "QZ-TF1",
             "tag": tag, "condition": "HH", "state": state, "severity": severity,
-            "value": 17.62, "unit": "m"}  # fmt: skip
+            "unit": "T101", "value": 17.62, "value_unit": "m"}  # fmt: skip
 
 
 def sent(service: AlertService, kind: str) -> list[dict[str, Any]]:
@@ -179,15 +179,36 @@ def test_unknown_enterprise_and_bad_event_are_counted(service: AlertService) -> 
     assert service.rejected == {"unknown_enterprise": 1, "missing_colour": 1}
 
 
-def test_data_quality_offline_notifies_county_then_yellow(service: AlertService) -> None:
-    dq = {"id": "d1", "ts": T0, "type": "data_quality", "enterprise": "QZ-PETRO",
-          "gateway": "GW-TF-A", "condition": "offline", "offline_s": 1900}  # fmt: skip
-    service.handle(dq)
+def test_data_quality_offline_notifies_county_then_yellow(
+    service: AlertService, clock: Clock
+) -> None:
+    stale = {"id": "d1", "ts": T0, "type": "data_quality", "enterprise": "QZ-PETRO",
+             "source": "QZ-TF1", "unit": "T101", "tag": "T101-LT", "condition": "stale",
+             "state": "active"}  # fmt: skip
+    service.handle(stale)
+    service.handle({**stale, "id": "d2", "tag": "T101-TT"})
+    assert service.outbox.notifications() == []  # silent until 30 min offline
+    clock.ms = T0 + 30 * MIN
+    service.tick()
     assert {n["recipient"] for n in service.outbox.notifications()} == {"huian-dq-desk"}
-    service.handle({**dq, "id": "d2", "offline_s": 90_000})
+    clock.ms = T0 + 24 * 60 * MIN
+    service.tick()
     [alert] = service.book.active()
     assert alert.kind == "data_quality" and alert.colour.label == "yellow"
-    assert {n["recipient"] for n in service.outbox.notifications()} >= {"qz-control-room"}
+    told = {n["recipient"] for n in service.outbox.notifications()}
+    assert told == {"huian-dq-desk", "qz-control-room"}
+
+
+def test_enterprise_level_risk_and_engine_flood_events(service: AlertService) -> None:
+    service.handle({**risk("e1", "red", T0), "source": None, "level": "enterprise"})
+    assert service.outbox.notifications() == []
+    service.handle({"id": "fl1", "ts": T0, "type": "flood", "enterprise": "QZ-PETRO",
+                    "source": None, "state": "begin", "count": 11})  # fmt: skip
+    service.handle(alarm("a1", "T101-LS", "unacknowledged", T0 + 1))
+    service.handle({"id": "fl2", "ts": T0 + 2, "type": "flood", "enterprise": "QZ-PETRO",
+                    "source": None, "state": "end", "count": 4})  # fmt: skip
+    kinds = {n["key"].split("/")[0] for n in service.outbox.notifications()}
+    assert kinds == {"fl1:flood", "fl2:flood_end"}  # the alarm during the flood is grouped
 
 
 def test_state_survives_restart(tmp_path: Path, service: AlertService, clock: Clock) -> None:
