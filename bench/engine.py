@@ -28,10 +28,10 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hazardwatch.commands.evaluate import evaluate_stream  # noqa: E402
-from stream.engine import ReadingBatch, RiskEngine  # noqa: E402
-from stream.tagtable import RuleKind, RuleSpec, TagSpec, TagTable  # noqa: E402
-from tests.reference_evaluator import ReferenceEvaluator  # noqa: E402
+from hazardwatch.commands.evaluate import evaluate_stream
+from stream.engine import ReadingBatch, RiskEngine
+from stream.tagtable import RuleKind, RuleSpec, TagSpec, TagTable
+from tests.reference_evaluator import ReferenceEvaluator
 
 T0_MS = 1_714_521_600_000  # 2024-05-01T00:00:00Z
 BATCH = 100_000

@@ -63,6 +63,36 @@ def _ffill(
     return out
 
 
+_LIMIT_CACHE: dict[tuple[int, int], F64] = {}
+
+
+def _limit_column(table: TagTable, k: int) -> F64:
+    """Limit k of every tag with absent limits as ±inf, so that they always decide "clear"."""
+    key = (id(table), k)
+    column = _LIMIT_CACHE.get(key)
+    if column is None:
+        column = table.limit[:, k].copy()
+        column[np.isnan(column)] = np.inf if LIMIT_HIGH[k] else -np.inf
+        if len(_LIMIT_CACHE) > 64:
+            _LIMIT_CACHE.clear()
+        _LIMIT_CACHE[key] = column
+    return column
+
+
+def _hold(set_: BOOL, decided: BOOL, seg_start: I64, carry: I64) -> I64:
+    """Deadband hysteresis: 1 where set, 0 where clear, else the last decided value within the
+    tag's segment (or the carried bit). Only the undecided readings — few: values inside the
+    deadband — pay for the look-back."""
+    out = set_.astype(np.int64)
+    undecided = np.flatnonzero(~decided)
+    if undecided.shape[0]:
+        decided_at = np.concatenate(([-1], np.flatnonzero(decided)))
+        last = decided_at[np.searchsorted(decided_at, undecided) - 1]
+        inside = last >= seg_start[undecided]
+        out[undecided] = np.where(inside, out[np.maximum(last, 0)], carry[undecided])
+    return out
+
+
 def _seg_start(first: BOOL) -> I64:
     idx = np.where(first, np.arange(first.shape[0]), 0)
     return np.maximum.accumulate(idx)
@@ -121,24 +151,27 @@ def analyse_batch(
     vstart = _seg_start(vfirst)
     carry_word = st.word[vtg].astype(np.int64)
     word_valid = np.zeros(vi.shape[0], dtype=np.int64)
+    db = table.deadband[vtg]
     for k in range(4):
-        lim = table.limit[vtg, k]
-        db = table.deadband[vtg]
+        lim = _limit_column(table, k)[vtg]
         if LIMIT_HIGH[k]:
             set_, clear = vvv > lim, vvv < lim - db
         else:
             set_, clear = vvv < lim, vvv > lim + db
-        bit = _ffill(set_ | clear, set_.astype(np.int64), vstart, carry_word >> k & 1)
+        bit = _hold(set_, set_ | clear, vstart, carry_word >> k & 1)
         word_valid |= bit << k
     frozen = _frozen(table, st, vtg, vtt, vvv, vfirst)
     word_valid |= frozen.astype(np.int64) << BIT_FROZEN
 
     # ---- all accepted readings: faulty ones hold the last valid word
     start = _seg_start(first)
-    full = np.zeros(m, dtype=np.int64)
-    full[vi] = word_valid
-    carry_all = st.word[tg].astype(np.int64) & ~(1 << BIT_FAULT)
-    word = _ffill(~fault, full, start, carry_all) | (fault.astype(np.int64) << BIT_FAULT)
+    if vi.shape[0] == m:
+        word = word_valid  # no faulty reading in the batch
+    else:
+        full = np.zeros(m, dtype=np.int64)
+        full[vi] = word_valid
+        carry_all = st.word[tg].astype(np.int64) & ~(1 << BIT_FAULT)
+        word = _ffill(~fault, full, start, carry_all) | (fault.astype(np.int64) << BIT_FAULT)
     prev_word = _shift(word, first, st.word[tg].astype(np.int64))
 
     # ---- stale: a gap of more than stale_ms before a reading

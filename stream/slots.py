@@ -61,7 +61,7 @@ class SlotTable:
             [
                 np.repeat(np.arange(n, dtype=np.int32), SLOTS_PER_TAG),
                 np.repeat(table.rule_a, SLOTS_PER_RULE),
-            ]  # fmt: skip
+            ]
         ).astype(np.int32)
         rule_sev = table.rule_sev.copy()
         kind = table.rule_kind

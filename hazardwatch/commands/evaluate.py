@@ -36,8 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", required=True, help="readings.jsonl")
     parser.add_argument("--output", required=True, help="events.jsonl to write")
     parser.add_argument("--policy", help="policy YAML file (risk section)")
-    parser.add_argument("--reorder-window-s", type=float, default=60.0,
-                        help="hold readings this long to restore time order (default 60 s)")  # fmt: skip
+    parser.add_argument(
+        "--reorder-window-s",
+        type=float,
+        default=60.0,
+        help="hold readings this long to restore time order (default 60 s)",
+    )
 
 
 @dataclass
