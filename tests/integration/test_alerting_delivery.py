@@ -227,8 +227,9 @@ def make_pipeline(policy: RoutingPolicy, db: Path) -> Pipeline:
 
 
 def red(eid: str = "r1") -> dict[str, Any]:
-    return {"id": eid, "ts": int(time.time() * 1000), "type": "risk", "enterprise": "QZ-PETRO",
-            "source": "QZ-TF1", "level": "source", "colour": "red", "previous": "orange"}  # fmt: skip
+    now = int(time.time() * 1000)
+    return {"id": eid, "ts": now, "type": "risk", "enterprise": "QZ-PETRO", "source": "QZ-TF1",
+            "level": "source", "colour": "red", "previous": "orange"}  # fmt: skip
 
 
 async def test_every_channel_delivers_once_with_valid_signatures(
