@@ -3,7 +3,8 @@
 Each fault acts on the window [start_s, end_s) of scenario time:
 
 - `stuck` — the reading freezes at the last value before the fault (no noise: a hung gauge);
-- `spikes` — isolated one-sample spikes of `size` at `rate_per_h` (random times, seeded);
+- `spikes` — isolated one-sample spikes of `size` (negative: dips) at `rate_per_h` (random
+  times, seeded), clipped to the range like any reading;
 - `drift` — an extra drift of `rate_per_h` tag units per hour from the fault's start;
 - `offset` — a constant bias of `size`;
 - `out_of_range` — the transmitter saturates outside its range (5 % of span beyond, as a
@@ -77,8 +78,7 @@ def apply_faults(
             values[inside] = fault._held
         elif fault.kind == "spikes":
             hits = inside & (rng.random(t_s.shape[0]) < _per_sample(fault.rate_per_h, t_s))
-            signs = np.where(rng.random(t_s.shape[0]) < 0.5, -1.0, 1.0)
-            values[hits] += fault.size * signs[hits]
+            values[hits] = np.clip(values[hits] + fault.size, low, high)
         elif fault.kind == "drift":
             values[inside] += fault.rate_per_h * (t_s[inside] - fault.start_s) / 3600.0
         elif fault.kind == "offset":

@@ -1,9 +1,11 @@
 """What a transmitter adds to the true process value (DOMAIN.md §7).
 
-Noise 0.2–0.5 % of span (white, per sample), drift 0.5–2 % of span per month (linear from the
-start of the run, random sign), quantisation to the instrument resolution, and the range clamp a
-4–20 mA loop imposes (a gas cell over its range reads full scale). Out-of-range *faults* are added
-after the clamp by `faults.py`.
+Noise 0.2–0.5 % of span (white, per sample; the figure is read as the peak-to-peak band, 4σ,
+which is how transmitter data sheets quote it — taken as σ, sample-to-sample rate-of-change
+rules at 2–10 s sampling would chatter on noise alone), drift 0.5–2 % of span per month
+(linear from the start of the run, random sign), quantisation to the instrument resolution, and
+the range clamp a 4–20 mA loop imposes (a gas cell over its range reads full scale).
+Out-of-range *faults* are added after the clamp by `faults.py`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ _NOISE_PCT: dict[Quantity, float] = {
     Quantity.BRAKE: 0.0,
     Quantity.FLOW: 0.5,
     Quantity.PRESSURE: 0.3,
+    Quantity.TEMPERATURE: 0.1,  # RTDs and thermocouples behind a transmitter are quiet
+    Quantity.DIFFERENTIAL_TEMPERATURE: 0.1,
 }
 
 
@@ -66,7 +70,7 @@ class Instrument:
         return cls(
             low=tag.range_min,
             high=tag.range_max,
-            noise_sd=noise_pct / 100.0 * span,
+            noise_sd=noise_pct / 100.0 * span / 4.0,
             drift_per_s=sign * drift_pct_month / 100.0 * span / MONTH_S,
             resolution=1.0 if discrete else resolution_for(span),
             zero_clip=tag.quantity

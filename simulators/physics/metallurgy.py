@@ -100,11 +100,11 @@ class BlastFurnaceModel(UnitModel):
         charging = 12.0 * np.sin(2.0 * np.pi * t_s / 480.0)
         top_temp = self.controls("top_temp", t_s) + charging + 150.0 * hanging
         top_pressure = self.controls("top_pressure", t_s) + 25.0 * hanging
-        a = lag_coefficient(90.0, self.dt_s)
+        a = lag_coefficient(300.0, self.dt_s)
         out: dict[str, FloatArray] = {}
         for i, tag in enumerate(self.tags):
             span = tag.range_max - tag.range_min
-            wander = smooth_noise(ctx.rng, n, 0.004 * span, a, self._noise[tag.id])
+            wander = smooth_noise(ctx.rng, n, 0.0025 * span, a, self._noise[tag.id])
             if n:
                 self._noise[tag.id] = float(wander[-1])
             if tag.quantity is Quantity.TEMPERATURE:

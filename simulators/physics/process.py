@@ -38,7 +38,7 @@ class ProcessLoopModel(UnitModel):
         self._y = {t.id: normal_value(t) for t in self.loops}
         self._integral = {t.id: 0.5 for t in self.loops}
         self._wander = {t.id: 0.0 for t in self.loops}
-        self._a = lag_coefficient(120.0, dt_s)
+        self._a = lag_coefficient(600.0, dt_s)
 
     def parameters(self) -> dict[str, float]:
         """Set-point at the tag's normal value, no extra load, full capacity."""
@@ -58,8 +58,8 @@ class ProcessLoopModel(UnitModel):
             design = 0.2 * span  # the actuator can move the variable by 20 % of span
             tau = _TAU_S.get(tag.quantity, 60.0)
             sp = self.controls(f"{tag.id}.setpoint", t_s)
-            # Process noise: small random load changes, 0.5 % of span, slowly varying.
-            wander = smooth_noise(ctx.rng, n, 0.005 * span, self._a, self._wander[tag.id])
+            # Process noise: small random load changes, 0.15 % of span, over ~10 min.
+            wander = smooth_noise(ctx.rng, n, 0.0015 * span, self._a, self._wander[tag.id])
             if n:
                 self._wander[tag.id] = float(wander[-1])
             load = self.controls(f"{tag.id}.load", t_s) + wander
