@@ -44,12 +44,14 @@ COMMANDS: dict[str, Command] = {
     ),
     "evaluate": Command("run a readings recording through the risk engine offline",
                         "hazardwatch.commands.evaluate"),
-    "decode": Command("show the readings and rejections a gateway payload yields", None),
+    "decode": Command(
+        "show the readings and rejections a gateway payload yields", "hazardwatch.commands.decode"
+    ),
     "simulate": Command("simulate a plant and scenario to JSONL or MQTT",
                         "hazardwatch.commands.simulate"),
     "replay": Command("replay a recording to MQTT keeping relative timing", None),
     "run": Command("embedded runner: MQTT -> engine -> InfluxDB + alert outbox", None),
-    "bridge": Command("distributed: MQTT -> Kafka telemetry topic", None),
+    "bridge": Command("distributed: MQTT -> Kafka telemetry topic", "hazardwatch.commands.bridge"),
     "worker": Command("distributed: faust-streaming risk engine worker", None),
     "alerts": Command("alert dispatcher and ack/feedback/clear HTTP API (`alerts serve`)", None),
     "routes": Command(
@@ -57,7 +59,10 @@ COMMANDS: dict[str, Command] = {
         "hazardwatch.commands.routes",
     ),
     "report": Command("self-contained HTML report of events and readings", None),
-    "dashboards": Command("`dashboards export` / `dashboards push` Grafana dashboards", None),
+    "dashboards": Command(
+        "`dashboards export` / `dashboards push` Grafana dashboards",
+        "hazardwatch.commands.dashboards",
+    ),
 }
 
 
