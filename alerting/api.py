@@ -1,0 +1,166 @@
+"""The alerts HTTP API (aiohttp): list, acknowledge, feedback, clear, shelve; bearer tokens.
+
+Every route except /healthz and the OpenAPI document needs a token; an alert outside the
+caller's scope answers 404, exactly like an unknown one, so scopes do not leak alert ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from alerting.alerts import Actor, Alert
+from alerting.auth import TokenStore
+from alerting.lifecycle import LifecycleError
+from alerting.openapi import ROUTES, openapi_document
+from alerting.service import AlertService
+
+SERVICE = web.AppKey("service", AlertService)
+TOKENS = web.AppKey("tokens", TokenStore)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return _json({"error": code, "message": message}, status)
+
+
+def _actor(request: web.Request) -> Actor | None:
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    return request.app[TOKENS].actor(header.removeprefix("Bearer ").strip())
+
+
+def _scoped(
+    handler: Callable[[web.Request, Actor, Alert | None], Awaitable[web.Response]],
+) -> Handler:
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        actor = _actor(request)
+        if actor is None:
+            return _error(401, "unauthorized", "missing or unknown bearer token")
+        service = request.app[SERVICE]
+        alert = None
+        if "id" in request.match_info:
+            alert = service.book.alerts.get(request.match_info["id"])
+            if alert is None or not service.visible(actor, alert):
+                return _error(404, "not_found", "no such alert in your scope")
+        try:
+            return await handler(request, actor, alert)
+        except LifecycleError as exc:
+            return _error(404 if exc.code == "not_found" else 409, exc.code, str(exc))
+
+    return wrapped
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        data = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise web.HTTPBadRequest(text=f"bad JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object")
+    return data
+
+
+def _view(service: AlertService, alert: Alert, full: bool = False) -> dict[str, Any]:
+    data = alert.to_dict() if full else alert.summary()
+    if full:
+        data["deliveries"] = service.outbox.notifications(alert.id)
+    return data
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness plus outbox counts and rejected events."""
+    service = request.app[SERVICE]
+    counts = {"outbox": service.outbox.counts(), "rejected": dict(service.rejected)}
+    return _json({"ok": True, **counts, "counters": service.book.counters})
+
+
+async def openapi(_request: web.Request) -> web.Response:
+    """The OpenAPI document."""
+    return _json(openapi_document())
+
+
+async def list_alerts(request: web.Request, actor: Actor, _a: Alert | None) -> web.Response:
+    """Active alerts in scope."""
+    service = request.app[SERVICE]
+    return _json({"alerts": [_view(service, a) for a in service.alerts_for(actor)]})
+
+
+async def get_alert(request: web.Request, _actor: Actor, alert: Alert | None) -> web.Response:
+    """One alert with its history and deliveries."""
+    assert alert is not None
+    return _json(_view(request.app[SERVICE], alert, full=True))
+
+
+async def acknowledge(request: web.Request, actor: Actor, alert: Alert | None) -> web.Response:
+    """Acknowledge; returns the engine command."""
+    assert alert is not None
+    command = request.app[SERVICE].acknowledge(alert.id, actor)
+    return _json({"command": command.to_dict()})
+
+
+async def feedback(request: web.Request, actor: Actor, alert: Alert | None) -> web.Response:
+    """Record cause and measures."""
+    assert alert is not None
+    data = await _body(request)
+    cause, measures = data.get("cause"), data.get("measures")
+    if not isinstance(cause, str) or not isinstance(measures, str):
+        return _error(400, "bad_feedback", "cause and measures must be strings")
+    try:
+        updated = request.app[SERVICE].feedback(alert.id, cause, measures, actor)
+    except LifecycleError as exc:
+        if exc.code == "bad_feedback":
+            return _error(400, exc.code, str(exc))
+        raise
+    return _json(updated.summary())
+
+
+async def clear(request: web.Request, actor: Actor, alert: Alert | None) -> web.Response:
+    """消警."""
+    assert alert is not None
+    return _json(request.app[SERVICE].clear(alert.id, actor).summary())
+
+
+async def shelve(request: web.Request, actor: Actor, alert: Alert | None) -> web.Response:
+    """Shelve/silence for `duration_s` seconds (at most 7 days)."""
+    assert alert is not None
+    data = await _body(request)
+    duration = data.get("duration_s")
+    if isinstance(duration, bool) or not isinstance(duration, int | float):
+        return _error(400, "bad_duration", "duration_s must be a number")
+    if not 0 < duration <= 604_800:
+        return _error(400, "bad_duration", "duration_s must be in (0, 604800]")
+    service = request.app[SERVICE]
+    until = service.clock_ms() + int(duration * 1000)
+    updated = service.shelve(alert.id, actor, until, str(data.get("reason", "")))
+    return _json(updated.summary())
+
+
+_HANDLERS: dict[str, Handler] = {
+    "health": health,
+    "openapi": openapi,
+    "list_alerts": _scoped(list_alerts),
+    "get_alert": _scoped(get_alert),
+    "acknowledge": _scoped(acknowledge),
+    "feedback": _scoped(feedback),
+    "clear": _scoped(clear),
+    "shelve": _scoped(shelve),
+}
+
+
+def make_app(service: AlertService, tokens: TokenStore) -> web.Application:
+    """The aiohttp application serving ROUTES (see alerting/openapi.py)."""
+    app = web.Application()
+    app[SERVICE] = service
+    app[TOKENS] = tokens
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, _HANDLERS[route.name])
+    return app
