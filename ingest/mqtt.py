@@ -90,6 +90,7 @@ class MqttLink(Generic[T]):
         self._queue: queue.Queue[Delivery[T]] = queue.Queue(maxsize=options.queue_size)
         self._generation = 0
         self._connected = threading.Event()
+        self._subscribed = threading.Event()
         self._stopping = threading.Event()
         self.backpressure_waits = 0
         self.acks_skipped_after_reconnect = 0
@@ -124,12 +125,13 @@ class MqttLink(Generic[T]):
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     # lifecycle -------------------------------------------------------------------------------
 
     def start(self, timeout_s: float = 30.0) -> None:
-        """Connect (retrying with backoff in the background) and wait for the first CONNACK."""
+        """Connect (retrying with backoff in the background); wait for CONNACK and SUBACK."""
         url = urlparse(self.settings.url)
         port = url.port or (8883 if url.scheme == "mqtts" else 1883)
         properties = None
@@ -145,9 +147,12 @@ class MqttLink(Generic[T]):
             properties=properties,
         )
         self._client.loop_start()
-        if not self._connected.wait(timeout_s):
+        ready = self._connected.wait(timeout_s)
+        if ready and self.options.subscriptions:
+            ready = self._subscribed.wait(timeout_s)
+        if not ready:
             self.stop()
-            raise MqttError(f"no connection to {self.settings.url} within {timeout_s:.0f} s")
+            raise MqttError(f"no subscription at {self.settings.url} within {timeout_s:.0f} s")
 
     def stop(self) -> None:
         """Disconnect cleanly (no last will) and stop the network thread."""
@@ -177,6 +182,17 @@ class MqttLink(Generic[T]):
         if self.options.subscriptions:
             client.subscribe([(topic, 1) for topic in self.options.subscriptions])
         self._connected.set()
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        if all(not reason.is_failure for reason in reasons):
+            self._subscribed.set()
 
     def _on_disconnect(
         self,
