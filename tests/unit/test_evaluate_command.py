@@ -31,3 +31,16 @@ def test_evaluate_reports_bad_lines_and_writes_events(
     hh = [e for e in events if e["type"] == "alarm" and e["condition"] == "HH"]
     assert hh and hh[0]["state"] == "unacknowledged" and hh[0]["ts"].endswith("+00:00")
     assert [e["ts"] for e in events] == sorted(e["ts"] for e in events)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-05-01T00:00:07.120+00:00", "2024-05-01T08:00:07Z", "2024-05-01T08:00:59.5+08:00",
+     "2024-05-01T08:00:59.123456+08:00", "2024-05-01T08:00:59.999-03:30"],
+)  # fmt: skip
+def test_timestamp_fast_path_matches_fromisoformat(text: str) -> None:
+    from datetime import datetime
+
+    from hazardwatch.commands.evaluate import _Timestamps
+
+    assert _Timestamps()(text) == round(datetime.fromisoformat(text).timestamp() * 1000)
