@@ -49,11 +49,15 @@ COMMANDS: dict[str, Command] = {
     ),
     "simulate": Command("simulate a plant and scenario to JSONL or MQTT",
                         "hazardwatch.commands.simulate"),
-    "replay": Command("replay a recording to MQTT keeping relative timing", None),
+    "replay": Command("replay a recording to MQTT keeping relative timing",
+                      "hazardwatch.commands.replay"),
     "run": Command("embedded runner: MQTT -> engine -> InfluxDB + alert outbox", None),
     "bridge": Command("distributed: MQTT -> Kafka telemetry topic", "hazardwatch.commands.bridge"),
     "worker": Command("distributed: faust-streaming risk engine worker", None),
-    "alerts": Command("alert dispatcher and ack/feedback/clear HTTP API (`alerts serve`)", None),
+    "alerts": Command(
+        "alert dispatcher and ack/feedback/clear HTTP API (`alerts serve`)",
+        "hazardwatch.commands.alerts",
+    ),
     "routes": Command(
         "`routes test`: who receives an event, by which channel, by when",
         "hazardwatch.commands.routes",
