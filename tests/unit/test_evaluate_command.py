@@ -38,7 +38,7 @@ def test_evaluate_reports_bad_lines_and_writes_events(
     ["2024-05-01T00:00:07.120+00:00", "2024-05-01T08:00:07Z", "2024-05-01T08:00:59.5+08:00",
      "2024-05-01T08:00:59.123456+08:00", "2024-05-01T08:00:59.999-03:30"],
 )  # fmt: skip
-def test_timestamp_fast_path_matches_fromisoformat(text: str) -> None:
+def test_timestamps_parse_rfc3339_offsets(text: str) -> None:
     from datetime import datetime
 
     from hazardwatch.commands.evaluate import _Timestamps
