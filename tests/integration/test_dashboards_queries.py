@@ -1,7 +1,7 @@
 """Every panel and variable query of the exported dashboards runs on the real InfluxDB 1.8.
 
-The database is filled with schema-conformant points for the three example plants
-(`scenario_lines`, the one helper to swap for the pipeline's InfluxDB sink once it lands), the
+The database is filled through the pipeline's InfluxDB sink with one hour of the three example
+plants (`scenario_lines`: engine events through the sink's line builders), the
 Grafana template variables are resolved the way Grafana does (variable queries run in order,
 values regex-escaped, All as `.*` or an alternation), and each query must return rows with the
 columns and series the panel refers to.
@@ -12,15 +12,21 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from dashboards.export import COMMITTED_PLANTS, build_all, plant_tags, to_model
 from hazardwatch.plant.loader import load_plant
-from hazardwatch.region import city_of, province_of
-from hazardwatch.types import RiskColour
+from hazardwatch.settings import InfluxSettings
+from hazardwatch.types import AlarmState, RiskColour, Severity
+from stream.events import AlarmEvent, DataQualityEvent, Event, RiskEvent
+from stream.sinks.influx import InfluxSink
+from stream.sinks.lines import EventLines, ReadingLines
+from stream.sinks.spool import Spool
 from tests.services import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -38,59 +44,53 @@ def _tags(pairs: dict[str, str]) -> str:
 
 
 def scenario_lines(now_ms: int) -> list[str]:
-    """Line protocol of one hour of a plant day, following docs/influx-schema.md exactly.
+    """One hour of a plant day for the three example plants, as InfluxDB lines.
 
-    Readings every minute for every tag; for each enterprise a colour rise blue → its colour on
-    its first hazard source, an alarm that is unacknowledged and one back to normal, a stale
-    tag, gateway status, alerts (one overdue and unacknowledged, one escalated, one
-    acknowledged) and pipeline metrics with cumulative rejection counters.
+    Readings, alarm, risk and data-quality points come from the pipeline's own line builders
+    (`stream.sinks.lines`) fed with engine events: readings every minute for every tag; per
+    enterprise a colour rise blue → its colour on its first hazard source, one alarm still
+    unacknowledged and one back to normal, a stale tag. Gateway status, alerts (one overdue and
+    unacknowledged, one escalated, one acknowledged) and pipeline metrics (cumulative rejection
+    counters) have no writer yet and are written here by hand, exactly per docs/influx-schema.md.
     """
     start = now_ms - 60 * MINUTE_MS
     lines: list[str] = []
     for path in COMMITTED_PLANTS:
         plant = load_plant(path)
         enterprise = plant.enterprises[0]
-        ent, county = enterprise.id, enterprise.region
-        region = {"county": county, "city": city_of(county), "province": province_of(county)}
-        colour = ENTERPRISE_COLOUR[ent]
+        ent, colour = enterprise.id, ENTERPRISE_COLOUR[enterprise.id]
         tags = plant.resolved_tags()
-        for tag in tags:
-            for minute in range(60):
-                v = tag.range_min + (tag.range_max - tag.range_min) * (0.4 + 0.005 * minute)
-                keys = {"enterprise": ent, "source": tag.source, "unit": tag.unit,
-                        "tag": tag.id, "quantity": str(tag.quantity)}  # fmt: skip
-                lines.append(f"reading_v1,{_tags(keys)} v={v},q=0i {start + minute * MINUTE_MS}")
-        for i, source in enumerate(plant.hazard_sources):
-            src_colour = colour if i == 0 else RiskColour.BLUE
-            keys = {"level": "source", "enterprise": ent, "source": source.id, **region}
-            lines.append(
-                f'risk_v1,{_tags(keys)} colour=1i,colour_name="blue",previous=1i,'
-                f'event_id="r0-{source.id}" {start}'
-            )
-            if src_colour != RiskColour.BLUE:
-                lines.append(
-                    f"risk_v1,{_tags(keys)} colour={int(src_colour)}i,"
-                    f'colour_name="{src_colour.label}",previous=1i,event_id="r1-{source.id}" '
-                    f"{start + 20 * MINUTE_MS}"
-                )
-        keys = {"level": "enterprise", "enterprise": ent, "source": "-", **region}
-        lines.append(
-            f'risk_v1,{_tags(keys)} colour={int(colour)}i,colour_name="{colour.label}",'
-            f'previous=1i,event_id="re-{ent}" {start + 20 * MINUTE_MS}'
+        minutes = np.arange(60)
+        index = np.repeat(np.arange(len(tags), dtype=np.int32), len(minutes))
+        spans = np.array([(t.range_min, t.range_max) for t in tags]).repeat(len(minutes), axis=0)
+        fraction = np.tile(0.4 + 0.005 * minutes, len(tags))
+        lines += ReadingLines(tags).lines(
+            index,
+            np.tile(start + minutes * MINUTE_MS, len(tags)).astype(np.int64),
+            spans[:, 0] + (spans[:, 1] - spans[:, 0]) * fraction,
+            np.zeros(len(index), dtype=np.int8),
         )
+        events: list[Event] = []
+        for i, source in enumerate(plant.hazard_sources):
+            events.append(RiskEvent(start, ent, source.id, "source", RiskColour.BLUE,
+                                    RiskColour.BLUE, Severity.NONE, False))  # fmt: skip
+            if i == 0:
+                events.append(RiskEvent(start + 20 * MINUTE_MS, ent, source.id, "source", colour,
+                                        RiskColour.BLUE, Severity.S2, False))  # fmt: skip
+        events.append(RiskEvent(start + 20 * MINUTE_MS, ent, None, "enterprise", colour,
+                                RiskColour.BLUE, Severity.S2, False))  # fmt: skip
         first, second = tags[0], tags[1]
-        for tag, states in ((first, ["unacknowledged"]),
-                            (second, ["unacknowledged", "acknowledged", "normal"])):  # fmt: skip
-            keys = {"enterprise": ent, "source": tag.source, "unit": tag.unit, "tag": tag.id,
-                    "condition": "HH"}  # fmt: skip
+        histories = [
+            (first, [AlarmState.UNACKED]),
+            (second, [AlarmState.UNACKED, AlarmState.ACKED, AlarmState.NORMAL]),
+        ]
+        for tag, states in histories:
             for step, state in enumerate(states):
-                active = 0 if state in ("normal", "rtn_unacknowledged") else 1
-                lines.append(
-                    f'alarm_v1,{_tags(keys)} state="{state}",active={active}i,severity=2i,'
-                    f'event_id="a{step}-{tag.id}" {start + (15 + 5 * step) * MINUTE_MS}'
-                )
-        dq = {"enterprise": ent, "source": second.source, "tag": second.id, "condition": "stale"}
-        lines.append(f'data_quality_v1,{_tags(dq)} active=1i,event_id="dq-{ent}" {start}')
+                events.append(AlarmEvent(start + (15 + 5 * step) * MINUTE_MS, ent, tag.source,
+                                         tag.unit, tag.id, "HH", state, Severity.S2))  # fmt: skip
+        events.append(DataQualityEvent(start, ent, second.source, second.unit, second.id,
+                                       "stale", "active"))  # fmt: skip
+        lines += [EventLines({ent: enterprise.region}).line(e) for e in events]
         for gateway in plant.gateways:
             keys = {"enterprise": ent, "gateway": gateway.id}
             for minute in range(0, 60, 10):
@@ -133,13 +133,6 @@ class Influx:
     def __init__(self, client: httpx.Client, database: str) -> None:
         self.client, self.database = client, database
 
-    def write(self, lines: list[str]) -> None:
-        response = self.client.post(
-            "/write", params={"db": self.database, "precision": "ms"},
-            content="\n".join(lines).encode(),
-        )  # fmt: skip
-        assert response.status_code == 204, response.text
-
     def query(self, q: str) -> list[dict[str, Any]]:
         response = self.client.post("/query", params={"db": self.database, "q": q, "epoch": "ms"})
         body = response.json()
@@ -150,12 +143,16 @@ class Influx:
 
 
 @pytest.fixture
-def influx(endpoints: Endpoints, influx_database: str) -> Iterator[Influx]:
-    """The test database filled with the scenario."""
+def influx(endpoints: Endpoints, influx_database: str, tmp_path: Path) -> Iterator[Influx]:
+    """The test database filled with the scenario through the pipeline's InfluxDB sink."""
+    settings = InfluxSettings(url=endpoints.influx_url, database=influx_database)
+    sink = InfluxSink(settings, Spool(tmp_path / "spool"))
+    lines = scenario_lines(int(time.time() * 1000))
+    sink.add(lines)
+    sink.close()
+    assert (sink.stats.written, sink.stats.rejected, sink.stats.spooled) == (len(lines), 0, 0)
     with httpx.Client(base_url=endpoints.influx_url, timeout=30) as client:
-        db = Influx(client, influx_database)
-        db.write(scenario_lines(int(time.time() * 1000)))
-        yield db
+        yield Influx(client, influx_database)
 
 
 _GRAFANA_REGEX_SPECIALS = re.compile(r"([\\^$.|?*+()\[\]{}/])")
