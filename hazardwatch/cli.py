@@ -62,7 +62,8 @@ COMMANDS: dict[str, Command] = {
         "`routes test`: who receives an event, by which channel, by when",
         "hazardwatch.commands.routes",
     ),
-    "report": Command("self-contained HTML report of events and readings", None),
+    "report": Command("self-contained HTML report of events and readings",
+                      "hazardwatch.commands.report"),
     "dashboards": Command(
         "`dashboards export` / `dashboards push` Grafana dashboards",
         "hazardwatch.commands.dashboards",
