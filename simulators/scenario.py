@@ -80,7 +80,7 @@ class Event(_Frozen):
     at: TimeSpec
     note: str = ""
     set: Params | None = None
-    ramp: TimeSpec = 0
+    ramp: TimeSpec = 0.0
     pulse: Params | None = None
     decay: TimeSpec = "60s"
     release: Release | None = None
