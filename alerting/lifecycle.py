@@ -64,6 +64,8 @@ class AlertBook:
         self.flood = FloodGate(policy.flood.start_above, policy.flood.end_below,
                                policy.flood.window_s)  # fmt: skip
         self.counters: dict[str, int] = {}
+        self.touched: set[str] = set()  # ids of alerts possibly changed since the caller saved
+        self._by_key: dict[str, str] = {}  # group key → id of its active alert
         self._seen: OrderedDict[str, None] = OrderedDict()
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -75,21 +77,30 @@ class AlertBook:
         """Restore persisted alerts (after a restart)."""
         for alert in alerts:
             self.alerts[alert.id] = alert
+            if alert.active:
+                self._by_key[alert.key] = alert.id
 
     def active(self) -> list[Alert]:
         """Alerts not yet cleared, oldest first."""
-        return sorted((a for a in self.alerts.values() if a.active), key=lambda a: a.raised_ms)
+        found = (self.alerts[i] for i in self._by_key.values())
+        return sorted(found, key=lambda a: (a.raised_ms, a.id))
 
     def by_key(self, key: str) -> Alert | None:
-        """The active alert of a group key."""
-        return next((a for a in self.alerts.values() if a.active and a.key == key), None)
+        """The active alert of a group key (marked touched: the caller may change it)."""
+        alert_id = self._by_key.get(key)
+        if alert_id is None:
+            return None
+        self.touched.add(alert_id)
+        return self.alerts[alert_id]
 
     def get(self, alert_id: str) -> Alert:
-        """The alert with this id; LifecycleError(not_found)."""
+        """The alert with this id (marked touched); LifecycleError(not_found)."""
         try:
-            return self.alerts[alert_id]
+            alert = self.alerts[alert_id]
         except KeyError:
             raise LifecycleError("not_found", f"no alert {alert_id!r}") from None
+        self.touched.add(alert_id)
+        return alert
 
     def _notice(self, alert: Alert, kind: str, ts_ms: int, detail: str = "") -> Notice:
         tags = tuple(
@@ -173,6 +184,8 @@ class AlertBook:
         self._set_deadlines(alert, event.ts_ms)
         alert.record(event.ts_ms, "raise", colour=colour.label, event=event.id)
         self.alerts[alert.id] = alert
+        self._by_key[group] = alert.id
+        self.touched.add(alert.id)
         return alert
 
     def _risk(self, event: EngineEvent, group: str) -> list[Intent]:
@@ -278,6 +291,7 @@ class AlertBook:
                       enterprise=event.enterprise, source=None, colour=RiskColour.BLUE,
                       raised_ms=event.ts_ms, cleared_ms=event.ts_ms)  # fmt: skip
         self.alerts[alert.id] = alert
+        self.touched.add(alert.id)
         return [self._flood_start(alert, event.id, event.ts_ms)]
 
     def _data_quality(self, event: EngineEvent, area: EnterpriseArea, group: str) -> list[Intent]:
@@ -327,6 +341,9 @@ class AlertBook:
 
     def _close(self, alert: Alert, now_ms: int, user: str, reason: str) -> None:
         alert.cleared_ms, alert.cleared_by = now_ms, user
+        if self._by_key.get(alert.key) == alert.id:
+            del self._by_key[alert.key]
+        self.touched.add(alert.id)
         alert.record(now_ms, "cleared", user, reason=reason)
 
     # -- user actions -------------------------------------------------------------------------
@@ -391,6 +408,7 @@ class AlertBook:
             if held is not None:
                 intents.append(self._flood_end(enterprise, f"{enterprise}:{now_ms}", now_ms, held))
         for alert in self.active():
+            self.touched.add(alert.id)
             if alert.shelved_until_ms is not None and now_ms >= alert.shelved_until_ms:
                 alert.record(now_ms, "unshelve")
                 alert.shelved_until_ms = None
@@ -436,6 +454,7 @@ class AlertBook:
         alert = self.alerts.get(alert_id)
         if alert is None:
             return None
+        self.touched.add(alert_id)
         target = next_tier(tier) or tier
         alert.record(now_ms, "delivery_failure", recipient=recipient, reason=reason)
         detail = f"向{recipient}的推送失败（{reason}）"

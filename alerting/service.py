@@ -115,7 +115,9 @@ class AlertService:
     def _save_touched(self) -> None:
         # Alerts also change without intents (tags attached, acknowledgements, feedback): save
         # every alert whose change marker moved since its last save.
-        for alert in self.book.alerts.values():
+        touched, self.book.touched = self.book.touched, set()
+        for alert_id in touched:
+            alert = self.book.alerts[alert_id]
             marker = _marker(alert)
             if self._saved.get(alert.id) != marker:
                 self.outbox.save_alert(alert)
