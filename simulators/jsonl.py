@@ -23,17 +23,28 @@ _TS_DIGITS = 13
 _INT_DIGITS = 9  # |value| < 1e9 in any engineering unit we carry
 
 
+_TABLE = np.array([list(f"{i:04d}".encode()) for i in range(10_000)], dtype=np.uint8)
+_TABLE32 = _TABLE.view(np.uint32).ravel()
+_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
+_QUALITY = np.array([list(f"{i:>3d}".encode()) for i in range(1000)], dtype=np.uint8)
+
+
 def _digits(numbers: npt.NDArray[np.int64], width: int) -> U8:
-    """Right-aligned decimal digits of non-negative integers; leading zeros become spaces."""
-    out = np.empty((numbers.shape[0], width), dtype=np.uint8)
-    rest = numbers.copy()
-    for col in range(width - 1, -1, -1):
-        rest, digit = np.divmod(rest, 10)
-        out[:, col] = digit + 48
-    # Blank leading zeros, keeping the last digit.
-    leading = np.cumprod(out[:, :-1] == 48, axis=1).astype(bool)
-    out[:, :-1][leading] = SPACE
-    return out
+    """Right-aligned decimal digits of non-negative integers; leading zeros become spaces.
+
+    Four digits per step through a 10 000-row lookup table: a quarter of the divisions.
+    """
+    groups = -(-width // 4)
+    words = np.empty((numbers.shape[0], groups), dtype=np.uint32)
+    rest = numbers
+    for g in range(groups - 1, -1, -1):
+        rest, low = np.divmod(rest, 10_000)
+        words[:, g] = _TABLE32[low]  # four characters moved as one 32-bit word
+    out = words.view(np.uint8).reshape(numbers.shape[0], groups * 4)
+    count = np.searchsorted(_POW10, numbers, side="right") + 1  # digits, at least one
+    lead = np.arange(groups * 4, dtype=np.int64)[None, :] < (groups * 4 - count)[:, None]
+    np.copyto(out, np.uint8(SPACE), where=lead)
+    return out[:, groups * 4 - width :]
 
 
 class ReadingsEncoder:
@@ -73,11 +84,17 @@ class ReadingsEncoder:
             self._prefix[tag],
             number,
             np.broadcast_to(qhead, (n, qhead.shape[0])),
-            _digits(quality.astype(np.int64), 3),
+            _QUALITY[np.clip(quality, 0, 999)],
             np.broadcast_to(np.frombuffer(b"}\n", dtype=np.uint8), (n, 2)),
         ]
-        rows = np.concatenate(parts, axis=1).ravel()
-        return bytes(rows[rows != SPACE].tobytes())
+        width = sum(p.shape[1] for p in parts)
+        rows = np.empty((n, width), dtype=np.uint8)
+        col = 0
+        for part in parts:
+            rows[:, col : col + part.shape[1]] = part
+            col += part.shape[1]
+        flat = rows.ravel()
+        return bytes(flat[flat != SPACE].tobytes())
 
     @staticmethod
     def _numbers(value: FloatArray, decimals: npt.NDArray[np.int64]) -> U8:
@@ -96,7 +113,7 @@ class ReadingsEncoder:
             frac[frac == SPACE] = 48
             # Tags with fewer decimals: drop the extra digits (zeros after the per-tag rounding).
             cols = np.arange(max_dec)
-            frac[cols[None, :] >= decimals[:, None]] = SPACE
+            np.copyto(frac, np.uint8(SPACE), where=cols[None, :] >= decimals[:, None])
             point = np.where(decimals > 0, ord("."), SPACE).astype(np.uint8)[:, None]
             digits = np.concatenate([int_part, point, frac], axis=1)
         sign = np.where(negative, ord("-"), SPACE).astype(np.uint8)[:, None]
