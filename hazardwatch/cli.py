@@ -42,16 +42,21 @@ COMMANDS: dict[str, Command] = {
     "schema": Command(
         "print the JSON Schema of plant, policy or events", "hazardwatch.commands.schema"
     ),
-    "evaluate": Command("run a readings recording through the risk engine offline",
-                        "hazardwatch.commands.evaluate"),
+    "evaluate": Command(
+        "run a readings recording through the risk engine offline", "hazardwatch.commands.evaluate"
+    ),
     "decode": Command(
         "show the readings and rejections a gateway payload yields", "hazardwatch.commands.decode"
     ),
-    "simulate": Command("simulate a plant and scenario to JSONL or MQTT",
-                        "hazardwatch.commands.simulate"),
-    "replay": Command("replay a recording to MQTT keeping relative timing",
-                      "hazardwatch.commands.replay"),
-    "run": Command("embedded runner: MQTT -> engine -> InfluxDB + alert outbox", None),
+    "simulate": Command(
+        "simulate a plant and scenario to JSONL or MQTT", "hazardwatch.commands.simulate"
+    ),
+    "replay": Command(
+        "replay a recording to MQTT keeping relative timing", "hazardwatch.commands.replay"
+    ),
+    "run": Command(
+        "embedded runner: MQTT -> engine -> InfluxDB + alert outbox", "hazardwatch.commands.run"
+    ),
     "bridge": Command("distributed: MQTT -> Kafka telemetry topic", "hazardwatch.commands.bridge"),
     "worker": Command("distributed: faust-streaming risk engine worker", None),
     "alerts": Command(
@@ -62,8 +67,9 @@ COMMANDS: dict[str, Command] = {
         "`routes test`: who receives an event, by which channel, by when",
         "hazardwatch.commands.routes",
     ),
-    "report": Command("self-contained HTML report of events and readings",
-                      "hazardwatch.commands.report"),
+    "report": Command(
+        "self-contained HTML report of events and readings", "hazardwatch.commands.report"
+    ),
     "dashboards": Command(
         "`dashboards export` / `dashboards push` Grafana dashboards",
         "hazardwatch.commands.dashboards",

@@ -61,7 +61,8 @@ class HttpSettings(_Section):
     """The process's own HTTP endpoints (/metrics, /healthz, alerts API)."""
 
     host: str = "127.0.0.1"
-    port: int = 8700
+    port: int = 8700  # /metrics and /healthz of runners; the API of `alerts serve`
+    api_port: int = 8701  # the alerts API inside the embedded runner
 
 
 class RunnerSettings(_Section):

@@ -26,7 +26,8 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # The runner's ingest and ticker threads both save; its engine lock serialises them.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed snapshot survives power loss, not only a process kill.
         self._db.execute("PRAGMA synchronous=FULL")

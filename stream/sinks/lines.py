@@ -147,3 +147,12 @@ class EventLines:
             fields = f"active={active}i,count={event.count}i,event_id={eid}"
             return f"{FLOOD},{tags} {fields} {event.ts_ms}"
         raise TypeError(f"not an engine event: {event!r}")
+
+
+GATEWAY = "gateway_v1"
+
+
+def gateway_line(enterprise: str, gateway: str, online: bool, ts_ms: int) -> str:
+    """A `gateway_v1` status point (online 1 / offline 0)."""
+    tags = _tagset([("enterprise", enterprise), ("gateway", gateway)])
+    return f"{GATEWAY},{tags} online={int(online)}i {ts_ms}"
