@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.alerts import Actor
 from alerting.policy import TierName
-from hazardwatch.plant.loader import _validate
+from hazardwatch.plant.loader import validate_file
 
 
 def token_hash(token: str) -> str:
@@ -52,7 +52,7 @@ class TokenStore:
     @classmethod
     def load(cls, path: str | Path) -> TokenStore:
         """Read a tokens file; ConfigFileError names file and line."""
-        loaded, _root, _file = _validate(Path(path), TokensFile)
+        loaded, _root, _file = validate_file(Path(path), TokensFile)
         return cls(loaded.tokens)
 
     def actor(self, token: str) -> Actor | None:

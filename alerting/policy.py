@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from alerting.matchers import Matcher, parse_matcher
-from hazardwatch.plant.loader import ConfigFileError, ConfigIssue, _locate, _validate
+from hazardwatch.plant.loader import ConfigFileError, ConfigIssue, locate, validate_file
 from hazardwatch.plant.policy import Colour
 from hazardwatch.types import RiskColour, Tier
 
@@ -308,12 +308,12 @@ class _PolicyFileRouting(_Frozen):
 
 def load_routing(path: str | Path) -> RoutingPolicy:
     """Load and check a policy file's `routing:` section; raises ConfigFileError (file:line)."""
-    loaded, root, file = _validate(Path(path), _PolicyFileRouting)
+    loaded, root, file = validate_file(Path(path), _PolicyFileRouting)
     problems = routing_problems(loaded.routing)
     if problems:
         issues = []
         for loc, message in problems:
-            line, field = _locate(root, ("routing", *loc))
+            line, field = locate(root, ("routing", *loc))
             issues.append(ConfigIssue(file, line, field, message))
         raise ConfigFileError(issues)
     return loaded.routing

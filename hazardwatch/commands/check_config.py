@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections import Counter
 
+from alerting.policy import load_routing
 from hazardwatch.plant.loader import ConfigFileError, load_plant, load_policy
 from hazardwatch.plant.model import Plant
 
@@ -42,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
             print(issue, file=sys.stderr)
     if args.policy is not None:
         try:
-            load_policy(args.policy)
-            print(f"{args.policy}: ok")
+            load_policy(args.policy)  # the `risk:` section and the file's shape
+            routing = load_routing(args.policy)  # the `routing:` section, with its own checks
+            print(f"{args.policy}: ok — {len(routing.recipients)} recipients")
         except ConfigFileError as exc:
             failed = True
             for issue in exc.issues:

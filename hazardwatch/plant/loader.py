@@ -49,7 +49,7 @@ def _key_nodes(node: yaml.MappingNode) -> dict[object, tuple[yaml.Node, yaml.Nod
     return {k.value: (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)}
 
 
-def _locate(root: yaml.Node | None, loc: Loc) -> tuple[int, str]:
+def locate(root: yaml.Node | None, loc: Loc) -> tuple[int, str]:
     """Line (1-based) and dotted field of `loc` in the YAML tree rooted at `root`."""
     if root is None:
         return 1, format_loc(loc)
@@ -127,7 +127,7 @@ def _message(error: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def _validate(
+def validate_file(
     path: Path, model: type[ModelT], context: dict[str, Any] | None = None
 ) -> tuple[ModelT, yaml.Node | None, str]:
     file = str(path)
@@ -147,7 +147,7 @@ def _validate(
         for error in errors:
             if error["type"] == "too_short" and _has_child_error(error["loc"], errors):
                 continue  # pydantic counts failed items as missing: the item errors say it all
-            line, field = _locate(root, tuple(error["loc"]))
+            line, field = locate(root, tuple(error["loc"]))
             messages = merged.setdefault((line, field), [])
             if _message(dict(error)) not in messages:  # union members repeat themselves
                 messages.append(_message(dict(error)))
@@ -160,12 +160,12 @@ def _validate(
 
 def load_plant(path: str | Path) -> Plant:
     """Load and fully check a plant file; raises ConfigFileError listing every problem."""
-    plant, root, file = _validate(Path(path), Plant, context={"cross_checks": False})
+    plant, root, file = validate_file(Path(path), Plant, context={"cross_checks": False})
     problems = plant_problems(plant)
     if problems:
         issues = []
         for problem in problems:
-            line, _ = _locate(root, problem.loc)
+            line, _ = locate(root, problem.loc)
             issues.append(ConfigIssue(file, line, problem.field, problem.message))
         raise ConfigFileError(issues)
     return plant
@@ -173,5 +173,5 @@ def load_plant(path: str | Path) -> Plant:
 
 def load_policy(path: str | Path) -> PolicyFile:
     """Load a policy file (`risk:` checked, `routing:` kept as-is); raises ConfigFileError."""
-    policy, _root, _file = _validate(Path(path), PolicyFile)
+    policy, _root, _file = validate_file(Path(path), PolicyFile)
     return policy
