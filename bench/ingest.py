@@ -1,0 +1,270 @@
+"""Ingest throughput against the real Mosquitto (and Kafka), with ceilings from the same run.
+
+    python bench/ingest.py [--single N] [--batched N] [--bridge N]
+
+Each figure drains a backlog pre-loaded into a persistent MQTT session, so it measures the
+subscriber, not the publisher:
+
+- `bare_paho_messages_per_s`: a bare paho subscriber (QoS 1, auto ack, empty callback) — the
+  ceiling for `single_point_readings_per_s` (target ≥ 0.8×);
+- `single_point_readings_per_s`: `MqttLink` + decoder + manual ack, 1-point messages;
+- `batched_readings_per_s`: the same with 100-point messages (target ≥ 300,000), next to
+  `batched_bare_paho_readings_per_s`;
+- `bridge_readings_per_s`: `Bridge` MQTT → Kafka with acks after Kafka, 100-point messages,
+  next to `kafka_producer_readings_per_s` (the same records sent by a bare aiokafka producer).
+
+Prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import paho.mqtt.client as paho
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hazardwatch.plant.loader import load_plant  # noqa: E402
+from hazardwatch.settings import Settings, load_settings  # noqa: E402
+from ingest import protocol  # noqa: E402
+from ingest.bridge import Bridge, BridgeTopics  # noqa: E402
+from ingest.decoder import Decoder  # noqa: E402
+from ingest.directory import GatewayDirectory  # noqa: E402
+from ingest.mqtt import LinkOptions, MqttLink  # noqa: E402
+from ingest.records import telemetry_records  # noqa: E402
+from ingest.results import Decoded  # noqa: E402
+
+PLANT = load_plant(ROOT / "examples" / "tank-farm.yaml")
+GATEWAY = "GW-TF-A"
+ENTERPRISE = "QZ-PETRO"
+TAGS = next(g.tags for g in PLANT.gateways if g.id == GATEWAY)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def payloads(count: int, points: int) -> list[bytes]:
+    """`count` messages of `points` points each from GW-TF-A, seq 1…count, times now."""
+    t = now_ms()
+    return [
+        protocol.encode_batch(
+            GATEWAY,
+            seq,
+            t,
+            [(TAGS[i % len(TAGS)], t - i, float(seq + i), 0) for i in range(points)],
+        )
+        for seq in range(1, count + 1)
+    ]
+
+
+def preload(
+    settings: Settings, client_id: str, filters: tuple[str, ...], bodies: list[bytes]
+) -> None:
+    """Create `client_id`'s persistent session with `filters`, then queue `bodies` for it."""
+    session: MqttLink[None] = MqttLink(
+        settings.mqtt, LinkOptions(client_id=client_id, subscriptions=filters), lambda *a: None
+    )
+    session.start()
+    session.stop()
+    publisher: MqttLink[None] = MqttLink(
+        settings.mqtt,
+        LinkOptions(client_id=f"pub-{uuid.uuid4().hex[:8]}", clean_start=True),
+        lambda *a: None,
+    )
+    publisher.start()
+    topic = protocol.telemetry_topic(settings.mqtt.topic_prefix, ENTERPRISE, GATEWAY)
+    for start in range(0, len(bodies), 5000):
+        publisher.publish_all([(topic, b) for b in bodies[start : start + 5000]], timeout_s=120)
+    publisher.stop()
+
+
+def bare_paho(settings: Settings, count: int, points: int) -> float:
+    """Messages/s a bare paho subscriber drains from a pre-loaded session."""
+    client_id = f"bench-bare-{uuid.uuid4().hex[:8]}"
+    filters = (protocol.telemetry_filter(settings.mqtt.topic_prefix),)
+    preload(settings, client_id, filters, payloads(count, points))
+    done = threading.Event()
+    received = 0
+
+    def on_message(client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        nonlocal received
+        received += 1
+        if received >= count:
+            done.set()
+
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+    )
+    client.on_message = on_message
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 60
+    start = time.perf_counter()
+    client.connect("127.0.0.1", 1883, clean_start=False, properties=props)
+    client.loop_start()
+    done.wait(300)
+    elapsed = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    return received / elapsed
+
+
+def ingest_link(settings: Settings, count: int, points: int) -> float:
+    """Readings/s decoded by MqttLink + Decoder with manual acks from a pre-loaded session."""
+    client_id = f"bench-ingest-{uuid.uuid4().hex[:8]}"
+    prefix = settings.mqtt.topic_prefix
+    filters = (protocol.telemetry_filter(prefix),)
+    preload(settings, client_id, filters, payloads(count, points))
+    decoder = Decoder(GatewayDirectory.from_plant(PLANT), prefix)
+    link: MqttLink[Decoded] = MqttLink(
+        settings.mqtt, LinkOptions(client_id=client_id, subscriptions=filters), decoder.decode
+    )
+    start = time.perf_counter()
+    link.start()
+    readings = messages = 0
+    while messages < count:
+        batch = link.next_batch(5000, 5.0)
+        if not batch:
+            break
+        readings += sum(d.item.accepted for d in batch)
+        messages += len(batch)
+        link.ack(batch)
+    elapsed = time.perf_counter() - start
+    link.stop()
+    rejected = decoder.counters.messages_with_rejections
+    if rejected or messages < count:
+        raise SystemExit(f"bench invalid: {rejected} refused, {messages}/{count} received")
+    return readings / elapsed
+
+
+async def _topic(settings: Settings, partitions: int = 4) -> str:
+    name = f"bench_ingest_{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+    return name
+
+
+async def _drop(settings: Settings, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+def bridge(settings: Settings, count: int, points: int) -> tuple[float, float]:
+    """(bridge readings/s into Kafka, bare aiokafka producer readings/s for the same records)."""
+    client_id = f"bench-bridge-{uuid.uuid4().hex[:8]}"
+    prefix = settings.mqtt.topic_prefix
+    bodies = payloads(count, points)
+    preload(
+        settings,
+        client_id,
+        (protocol.telemetry_filter(prefix), protocol.status_filter(prefix)),
+        bodies,
+    )
+    telemetry, dead, ceiling_topic = (asyncio.run(_topic(settings)) for _ in range(3))
+    worker = Bridge(
+        settings, PLANT, BridgeTopics(telemetry, dead), client_id=client_id, max_batch=2000
+    )
+    expected = count * points
+
+    async def run_bridge() -> float:
+        stop = asyncio.Event()
+        start = time.perf_counter()
+        task = asyncio.create_task(worker.run(stop))
+        while worker.counters.readings_sent < expected and not task.done():
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        stop.set()
+        await task
+        return worker.counters.readings_sent / elapsed
+
+    bridge_rate = asyncio.run(run_bridge())
+    decoder = Decoder(GatewayDirectory.from_plant(PLANT), prefix)
+    topic = protocol.telemetry_topic(prefix, ENTERPRISE, GATEWAY)
+    records = [
+        r
+        for b in bodies
+        for r in telemetry_records(decoder.decode(topic, b, now_ms()), decoder.directory)
+    ]
+
+    async def run_producer() -> float:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka.bootstrap_servers,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=256 * 1024,
+        )
+        await producer.start()
+        start = time.perf_counter()
+        futures = [
+            await producer.send(ceiling_topic, r.value, key=r.key, headers=r.headers)
+            for r in records
+        ]
+        await asyncio.gather(*futures)
+        elapsed = time.perf_counter() - start
+        await producer.stop()
+        return sum(r.readings for r in records) / elapsed
+
+    ceiling = asyncio.run(run_producer())
+    asyncio.run(_drop(settings, [telemetry, dead, ceiling_topic]))
+    return bridge_rate, ceiling
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--single", type=int, default=30_000, help="1-point messages")
+    parser.add_argument("--batched", type=int, default=3_000, help="100-point messages")
+    parser.add_argument("--bridge", type=int, default=2_000, help="100-point messages via Kafka")
+    args = parser.parse_args(argv)
+    base = load_settings()
+    settings = base.model_copy(
+        update={
+            "mqtt": base.mqtt.model_copy(update={"topic_prefix": f"bench/{uuid.uuid4().hex[:8]}"})
+        }
+    )
+    bare = bare_paho(settings, args.single, 1)
+    single = ingest_link(settings, args.single, 1)
+    batched_bare = bare_paho(settings, args.batched, 100) * 100
+    batched = ingest_link(settings, args.batched, 100)
+    bridge_rate, producer_rate = bridge(settings, args.bridge, 100)
+    result = {
+        "single_point_readings_per_s": round(single),
+        "bare_paho_messages_per_s": round(bare),
+        "single_vs_bare_paho": round(single / bare, 3),
+        "single_target_ratio": 0.8,
+        "batched_readings_per_s": round(batched),
+        "batched_bare_paho_readings_per_s": round(batched_bare),
+        "batched_target_readings_per_s": 300_000,
+        "bridge_readings_per_s": round(bridge_rate),
+        "kafka_producer_readings_per_s": round(producer_rate),
+        "messages": {"single": args.single, "batched": args.batched, "bridge": args.bridge},
+    }
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
