@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 
 from alerting.auth import TokenStore
@@ -17,8 +16,9 @@ from alerting.kafka import COMMANDS_TOPIC, EVENTS_TOPIC, KafkaCommandSink
 from alerting.policy import load_routing
 from alerting.runner import build_runtime, serve
 from alerting.service import areas_from_plant, names_from_plant, tag_units_from_plant
+from hazardwatch.commands import config_failure
 from hazardwatch.errors import ConfigError
-from hazardwatch.plant.loader import ConfigFileError, load_plant
+from hazardwatch.plant.loader import load_plant
 from hazardwatch.settings import load_settings
 
 
@@ -43,13 +43,8 @@ def run(args: argparse.Namespace) -> int:
         plant = load_plant(plant_path)
         policy = load_routing(policy_path)
         tokens = TokenStore.load(args.tokens)
-    except ConfigFileError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return 1
     except ConfigError as exc:
-        print(f"alerts serve: {exc}", file=sys.stderr)
-        return 1
+        return config_failure("alerts serve", exc)
     db = args.db or settings.data_dir / "alerts.db"
     db.parent.mkdir(parents=True, exist_ok=True)
     prefix = settings.kafka.topic_prefix

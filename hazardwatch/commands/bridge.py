@@ -10,7 +10,8 @@ import signal
 import sys
 from pathlib import Path
 
-from hazardwatch.plant.loader import ConfigFileError, load_plant
+from hazardwatch.commands import config_failure
+from hazardwatch.plant.loader import load_plant
 from hazardwatch.settings import load_settings
 
 
@@ -37,13 +38,8 @@ def run(args: argparse.Namespace) -> int:
             print("hazardwatch bridge: --plant or settings `plant` is required", file=sys.stderr)
             return 1
         plant = load_plant(plant_path)
-    except ConfigFileError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return 1
     except Exception as exc:  # settings errors name their source
-        print(f"hazardwatch bridge: {exc}", file=sys.stderr)
-        return 1
+        return config_failure("hazardwatch bridge", exc)
     topics = BridgeTopics.from_settings(settings)
     topics = BridgeTopics(
         args.telemetry_topic or topics.telemetry, args.deadletter_topic or topics.deadletter

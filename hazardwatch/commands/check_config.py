@@ -39,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{args.plant}: ok — {summary(plant)}")
     except ConfigFileError as exc:
         failed = True
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
+        print(exc, file=sys.stderr)
     if args.policy is not None:
         try:
             load_policy(args.policy)  # the `risk:` section and the file's shape
@@ -48,6 +47,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"{args.policy}: ok — {len(routing.recipients)} recipients")
         except ConfigFileError as exc:
             failed = True
-            for issue in exc.issues:
-                print(issue, file=sys.stderr)
+            print(exc, file=sys.stderr)
     return 1 if failed else 0

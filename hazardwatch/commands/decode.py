@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from hazardwatch.commands import config_failure
 from hazardwatch.plant.loader import ConfigFileError, load_plant
 from hazardwatch.settings import load_settings
 
@@ -35,9 +36,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         plant = load_plant(args.plant)
     except ConfigFileError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return 1
+        return config_failure("hazardwatch decode", exc)
     prefix = args.prefix or load_settings().mqtt.topic_prefix
     payload = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     now_ms = args.now if args.now is not None else time.time_ns() // 1_000_000

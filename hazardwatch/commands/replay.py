@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from itertools import chain
 from pathlib import Path
 
+from hazardwatch.commands import config_failure
 from hazardwatch.plant.loader import ConfigFileError, load_plant
 from hazardwatch.types import Reading
 from simulators.recording import Rejected, parse_ts, read_recording
@@ -59,9 +60,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             plant = load_plant(args.plant)
         except ConfigFileError as exc:
-            for issue in exc.issues:
-                print(issue, file=sys.stderr)
-            return 1
+            return config_failure("hazardwatch replay", exc)
         for gw in plant.gateways:
             for tag in gw.tags:
                 gateway_of[tag] = (gw.enterprise, gw.id)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 
+from hazardwatch.commands import config_failure
 from hazardwatch.plant.loader import ConfigFileError, load_plant
 from simulators.recording import Rejected, read_recording
 from simulators.report import render
@@ -30,9 +31,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             plant = load_plant(args.plant)
         except ConfigFileError as exc:
-            for issue in exc.issues:
-                print(issue, file=sys.stderr)
-            return 1
+            return config_failure("hazardwatch report", exc)
     events = []
     bad = 0
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from alerting.events import EventRejectedError, parse_event
@@ -17,6 +16,7 @@ from alerting.messages import beijing_time
 from alerting.planner import plan_event
 from alerting.policy import RoutingPolicy, load_routing
 from alerting.routing import EnterpriseArea
+from hazardwatch.commands import config_failure
 from hazardwatch.plant.loader import ConfigFileError, load_plant
 
 
@@ -57,13 +57,8 @@ def run(args: argparse.Namespace) -> int:
         text = Path(args.event[1:]).read_text("utf-8") if args.event.startswith("@") else args.event
         event = parse_event(text)
         area, names = _area(args, event.enterprise)
-    except ConfigFileError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return 1
-    except (EventRejectedError, KeyError, OSError) as exc:
-        print(f"routes test: {exc}", file=sys.stderr)
-        return 1
+    except (ConfigFileError, EventRejectedError, KeyError, OSError) as exc:
+        return config_failure("routes test", exc)
     rows = []
     for planned in plan_event(AlertBook(policy, names), event, area):
         notice = planned.intent.notice

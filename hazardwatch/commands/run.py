@@ -11,12 +11,11 @@ import argparse
 import json
 import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 
+from hazardwatch.commands import config_failure
 from hazardwatch.errors import ConfigError
-from hazardwatch.plant.loader import ConfigFileError
 from hazardwatch.settings import load_settings
 
 
@@ -42,13 +41,8 @@ def run(args: argparse.Namespace) -> int:
         from stream.runners.embedded import EmbeddedRunner
 
         runner = EmbeddedRunner(settings, args.tokens)
-    except ConfigFileError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return 1
     except ConfigError as exc:
-        print(f"hazardwatch run: {exc}", file=sys.stderr)
-        return 1
+        return config_failure("hazardwatch run", exc)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

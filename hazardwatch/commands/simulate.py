@@ -15,8 +15,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hazardwatch.commands import config_failure
 from hazardwatch.errors import HazardwatchError
-from hazardwatch.plant.loader import ConfigFileError, load_plant
+from hazardwatch.plant.loader import load_plant
 from simulators.engine import Simulation
 from simulators.scenario import load_scenario
 from simulators.to_file import write_jsonl
@@ -62,13 +63,8 @@ def run(args: argparse.Namespace) -> int:
     """Exit 0 after a complete run; 1 on a bad scenario or plant file."""
     try:
         sim = build_simulation(args)
-    except ConfigFileError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return 1
     except (HazardwatchError, ValueError) as exc:
-        print(f"hazardwatch simulate: {exc}", file=sys.stderr)
-        return 1
+        return config_failure("hazardwatch simulate", exc)
     show = sys.stderr.isatty() and not args.no_progress
     if args.mqtt:
         from simulators.mqtt_run import publish_simulation
