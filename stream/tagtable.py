@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -151,6 +152,50 @@ class TagTable:
     def n_slots(self) -> int:
         """Number of alarm slots (4 per tag + 2 per rule)."""
         return SLOTS_PER_TAG * self.n_tags + SLOTS_PER_RULE * self.n_rules
+
+    @cached_property
+    def limit_inf(self) -> F64:
+        """(n_tags, 4) limits, absent ones as ±inf (high +inf) so that they always decide clear."""
+        out = self.limit.copy()
+        high = np.broadcast_to(np.array(LIMIT_HIGH), out.shape)
+        absent = np.isnan(out)
+        out[absent & high] = np.inf
+        out[absent & ~high] = -np.inf
+        return out
+
+    @cached_property
+    def clear_band(self) -> tuple[F64, F64]:
+        """Per tag (below, above): a value strictly between them clears every limit condition
+        outright (below every high limit − deadband, above every low limit + deadband, and not
+        beyond any limit itself); NaN deadbands make the band empty."""
+        lim, db = self.limit_inf, self.deadband[:, None]
+        high = np.minimum(lim - db, lim)[:, 2:].min(axis=1)
+        low = np.maximum(lim + db, lim)[:, :2].max(axis=1)
+        nan = np.isnan(self.deadband)
+        high[nan], low[nan] = -np.inf, np.inf
+        return high, low
+
+    @cached_property
+    def valid_range(self) -> tuple[F64, F64]:
+        """Instrument range clipped to finite doubles: `lo <= v <= hi` is false for NaN/±inf;
+        a NaN bound is no bound."""
+        big = np.finfo(np.float64).max
+        lo = np.where(np.isnan(self.range_lo), -big, np.maximum(self.range_lo, -big))
+        hi = np.where(np.isnan(self.range_hi), big, np.minimum(self.range_hi, big))
+        return lo, hi
+
+    @cached_property
+    def tag_rows(self) -> I64:
+        """Tag indices 0..n_tags−1 as int64 (numpy indexes fastest with intp)."""
+        return np.arange(self.n_tags, dtype=np.int64)
+
+    def rules_of(self, kind: RuleKind) -> I64:
+        """Indices of the rules of `kind`, ascending."""
+        return self._rules_by_kind[int(kind)]
+
+    @cached_property
+    def _rules_by_kind(self) -> tuple[I64, ...]:
+        return tuple(np.flatnonzero(self.rule_kind == k).astype(np.int64) for k in RuleKind)
 
     def tag_index(self) -> dict[str, int]:
         """Map tag id → index."""
