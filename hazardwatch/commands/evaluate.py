@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,8 +27,9 @@ from stream.events import event_to_json
 from stream.policy import EnginePolicy
 from stream.tagtable import TagTable
 
-CHUNK_LINES = 100_000
+CHUNK_BYTES = 6_400_000  # about 100,000 readings
 MAX_REPORTED_BAD_LINES = 50
+DEFAULT_REORDER_WINDOW_S = 60.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reorder-window-s",
         type=float,
-        default=60.0,
+        default=DEFAULT_REORDER_WINDOW_S,
         help="hold readings this long to restore time order (default 60 s)",
     )
 
@@ -55,6 +57,9 @@ class EvaluateSummary:
     engine: dict[str, int] = field(default_factory=dict)
 
 
+_MIN_MS, _MAX_MS = -(2**62), 2**62  # far beyond any real time; keeps ms arithmetic in int64
+
+
 class _Timestamps:
     """RFC 3339 strings (with offset) or epoch ms → epoch ms, memoised: gateways share stamps."""
 
@@ -63,6 +68,8 @@ class _Timestamps:
 
     def __call__(self, raw: object) -> int:
         if isinstance(raw, int) and not isinstance(raw, bool):
+            if not _MIN_MS <= raw <= _MAX_MS:
+                raise ValueError("ts in epoch ms out of range")
             return raw
         if not isinstance(raw, str):
             raise ValueError("ts must be an RFC 3339 string or epoch milliseconds")
@@ -100,36 +107,48 @@ def _parse_one(obj: Any, index: dict[str, int], stamp: _Timestamps) -> tuple[int
 
 
 _NUMBER_TYPES = frozenset({int, float, type(None)})
+_TS_TYPES = frozenset({int, str})
+_TAG, _TS, _V = itemgetter("tag"), itemgetter("ts"), itemgetter("v")
+FALLBACK_LINES = 1_000  # a chunk with a bad line is retried in pieces of this many lines
 
 
-def _parse_fast(
-    lines: list[bytes], index: dict[str, int], stamp: _Timestamps
-) -> ReadingBatch | None:
-    """Whole chunk as one JSON array with list comprehensions; None if any line is bad (the
-    caller then parses line by line to name the bad ones)."""
+def _parse_fast(body: bytes, index: dict[str, int], stamp: _Timestamps) -> ReadingBatch | None:
+    """Newline-separated JSON objects (no blank lines) parsed as one JSON array, fields pulled
+    out with C-level map/itemgetter; None if any line is bad (the caller then narrows down to
+    the bad lines). Each distinct timestamp string is parsed once."""
+    n_lines = body.count(b"\n") + 1
     try:
-        objs = orjson.loads(b"[" + b",".join(x for x in lines if x.strip()) + b"]")
-        tags = [index[o["tag"]] for o in objs]
-        cache = stamp.cache
-        ts = [cache[t] if t in cache else stamp(t) for t in (o["ts"] for o in objs)]
-        vs = [o["v"] for o in objs]
-        qs = [o.get("q", 0) for o in objs]
-    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError):
+        objs = orjson.loads(b"[" + body.replace(b"\n", b",") + b"]")
+        if len(objs) != n_lines:  # e.g. a line holding two comma-separated objects
+            return None
+        tags = list(map(index.__getitem__, map(_TAG, objs)))
+        raw_ts = list(map(_TS, objs))
+        vs = list(map(_V, objs))
+        if set(map(type, vs)) - _NUMBER_TYPES or set(map(type, raw_ts)) - _TS_TYPES:
+            return None
+        distinct = dict.fromkeys(raw_ts)  # no bools here, so True cannot alias epoch ms 1
+        for raw in distinct:
+            distinct[raw] = stamp(raw)
+        ts = np.fromiter(map(distinct.__getitem__, raw_ts), np.int64, len(raw_ts))
+        if b'"q"' in body or b"\\u" in body:  # a quality field (or an escaped key) somewhere
+            qs = [o.get("q", 0) for o in objs]
+            if set(map(type, qs)) - {int}:
+                return None
+            q = np.array(qs, dtype=np.int64)
+            if q.shape[0] and (q.min() < -128 or q.max() > 127):
+                return None
+        else:
+            q = np.zeros(len(objs), dtype=np.int64)
+        values = np.array(vs, dtype=np.float64)  # None → NaN: a sensor fault
+    except (orjson.JSONDecodeError, KeyError, ValueError, TypeError, AttributeError,
+            OverflowError):  # fmt: skip
         return None
-    if {type(v) for v in vs} - _NUMBER_TYPES or {type(q) for q in qs} - {int}:
-        return None
-    q = np.array(qs, dtype=np.int64)
-    if q.shape[0] and (q.min() < -128 or q.max() > 127):
-        return None
-    return ReadingBatch.of(tags, ts, np.array(vs, dtype=np.float64), q.astype(np.int8))
+    return ReadingBatch(np.array(tags, dtype=np.int32), ts, values, q.astype(np.int8))
 
 
-def parse_chunk(lines: list[bytes], first_line: int, index: dict[str, int], stamp: _Timestamps,
-                summary: EvaluateSummary) -> ReadingBatch:  # fmt: skip
-    """Parse JSONL lines into arrays; bad lines are reported (line number) and counted."""
-    fast = _parse_fast(lines, index, stamp)
-    if fast is not None:
-        return fast
+def _parse_lines(lines: list[bytes], first_line: int, index: dict[str, int],
+                 stamp: _Timestamps, summary: EvaluateSummary) -> ReadingBatch:  # fmt: skip
+    """One line at a time: reports (line number) and counts each bad line."""
     tags: list[int] = []
     ts: list[int] = []
     vs: list[float] = []
@@ -152,6 +171,31 @@ def parse_chunk(lines: list[bytes], first_line: int, index: dict[str, int], stam
         vs.append(v)
         qs.append(q)
     return ReadingBatch.of(tags, ts, vs, qs)
+
+
+def parse_chunk(chunk: bytes, first_line: int, index: dict[str, int], stamp: _Timestamps,
+                summary: EvaluateSummary) -> ReadingBatch:  # fmt: skip
+    """Parse JSONL bytes (whole lines) into arrays; bad lines are reported (line number) and
+    counted. Fast path for the whole chunk; if it holds a bad line, pieces of FALLBACK_LINES
+    lines are retried fast and only the pieces with bad lines go line by line."""
+    body = chunk.strip()
+    fast = _parse_fast(body, index, stamp) if body else ReadingBatch.of([], [], [])
+    if fast is not None:
+        return fast
+    lines = chunk.split(b"\n")
+    if chunk.endswith(b"\n"):
+        lines.pop()
+    parts: list[ReadingBatch] = []
+    for a in range(0, len(lines), FALLBACK_LINES):
+        piece = lines[a : a + FALLBACK_LINES]
+        part = None
+        if all(line.strip() for line in piece):
+            part = _parse_fast(b"\n".join(piece), index, stamp)
+        if part is None:
+            part = _parse_lines(piece, first_line + a, index, stamp, summary)
+        parts.append(part)
+    return ReadingBatch(*(np.concatenate([getattr(p, name) for p in parts])
+                          for name in ("tag", "ts", "value", "quality")))  # fmt: skip
 
 
 class _Reorder:
@@ -183,12 +227,26 @@ class _Reorder:
         return ReadingBatch(batch.tag[out], batch.ts[out], batch.value[out], batch.quality[out])
 
 
-def _chunks(stream: IO[bytes]) -> Iterator[list[bytes]]:
+def read_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    """Blocks of about CHUNK_BYTES ending at a line end (the last one may lack it)."""
+    rest = b""
     while True:
-        lines = stream.readlines(CHUNK_LINES * 64)
-        if not lines:
+        block = stream.read(CHUNK_BYTES)
+        if not block:
+            if rest:
+                yield rest
             return
-        yield lines
+        block = rest + block
+        cut = block.rfind(b"\n") + 1
+        if cut == 0:
+            rest = block
+            continue
+        rest = block[cut:]
+        yield block[:cut]
+
+
+def _count_lines(chunk: bytes) -> int:
+    return chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
 
 
 def evaluate_stream(engine: RiskEngine, stream: IO[bytes], out: IO[bytes],
@@ -206,13 +264,14 @@ def evaluate_stream(engine: RiskEngine, stream: IO[bytes], out: IO[bytes],
             out.write(b"".join(event_to_json(e) + b"\n" for e in events))
             summary.events.update(e.type for e in events)
 
-    for lines in _chunks(stream):
-        batch = parse_chunk(lines, line_no, index, stamp, summary)
-        line_no += len(lines)
-        summary.lines += len(lines)
+    for chunk in read_chunks(stream):
+        batch = parse_chunk(chunk, line_no, index, stamp, summary)
+        n_lines = _count_lines(chunk)
+        line_no += n_lines
+        summary.lines += n_lines
         emit(reorder.push(batch))
         if progress is not None:
-            progress(sum(len(x) for x in lines))
+            progress(len(chunk))
     emit(reorder.push(ReadingBatch.of([], [], []), final=True))
     summary.engine = engine.counters
     return summary
