@@ -13,14 +13,16 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
 import orjson
 
+from hazardwatch.commands.evaluate_timestamps import Timestamps as _Timestamps
+from hazardwatch.commands.evaluate_timestamps import rfc3339_ms
 from hazardwatch.errors import ConfigError
 from stream.engine import ReadingBatch, RiskEngine
 from stream.events import event_to_json
@@ -57,38 +59,6 @@ class EvaluateSummary:
     engine: dict[str, int] = field(default_factory=dict)
 
 
-_MIN_MS, _MAX_MS = -(2**62), 2**62  # far beyond any real time; keeps ms arithmetic in int64
-
-
-class _Timestamps:
-    """RFC 3339 strings (with offset) or epoch ms → epoch ms, memoised: gateways share stamps."""
-
-    def __init__(self) -> None:
-        self.cache: dict[str, int] = {}
-
-    def __call__(self, raw: object) -> int:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            if not _MIN_MS <= raw <= _MAX_MS:
-                raise ValueError("ts in epoch ms out of range")
-            return raw
-        if not isinstance(raw, str):
-            raise ValueError("ts must be an RFC 3339 string or epoch milliseconds")
-        hit = self.cache.get(raw)
-        if hit is None:
-            hit = self._parse(raw)  # C fromisoformat: faster than any Python-level shortcut
-            if len(self.cache) > 200_000:
-                self.cache.clear()
-            self.cache[raw] = hit
-        return hit
-
-    @staticmethod
-    def _parse(raw: str) -> int:
-        moment = datetime.fromisoformat(raw)
-        if moment.tzinfo is None:
-            raise ValueError("ts has no UTC offset")
-        return round(moment.timestamp() * 1000)
-
-
 def _parse_one(obj: Any, index: dict[str, int], stamp: _Timestamps) -> tuple[int, int, float, int]:
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
@@ -110,6 +80,23 @@ _NUMBER_TYPES = frozenset({int, float, type(None)})
 _TS_TYPES = frozenset({int, str})
 _TAG, _TS, _V = itemgetter("tag"), itemgetter("ts"), itemgetter("v")
 FALLBACK_LINES = 1_000  # a chunk with a bad line is retried in pieces of this many lines
+BULK_TIMESTAMPS = 512  # distinct timestamp strings in a chunk from which numpy parses them
+
+
+def _stamps(raw_ts: list[object], stamp: _Timestamps) -> npt.NDArray[np.int64]:
+    """Epoch ms of a chunk's ts fields (ints and strs only): each distinct string parsed once;
+    when most are distinct (a historian export: one stamp per reading), in bulk with numpy."""
+    distinct = dict.fromkeys(raw_ts)  # no bools here, so True cannot alias epoch ms 1
+    if len(distinct) >= BULK_TIMESTAMPS and 4 * len(distinct) >= len(raw_ts):
+        texts = [x for x in raw_ts if isinstance(x, str)]
+        if len(texts) == len(raw_ts):
+            ms, ok = rfc3339_ms(texts)
+            for i in np.flatnonzero(~ok).tolist():
+                ms[i] = stamp(raw_ts[i])
+            return ms
+    for raw in distinct:
+        distinct[raw] = stamp(raw)
+    return np.fromiter(map(distinct.__getitem__, raw_ts), np.int64, len(raw_ts))
 
 
 def _parse_fast(body: bytes, index: dict[str, int], stamp: _Timestamps) -> ReadingBatch | None:
@@ -126,10 +113,7 @@ def _parse_fast(body: bytes, index: dict[str, int], stamp: _Timestamps) -> Readi
         vs = list(map(_V, objs))
         if set(map(type, vs)) - _NUMBER_TYPES or set(map(type, raw_ts)) - _TS_TYPES:
             return None
-        distinct = dict.fromkeys(raw_ts)  # no bools here, so True cannot alias epoch ms 1
-        for raw in distinct:
-            distinct[raw] = stamp(raw)
-        ts = np.fromiter(map(distinct.__getitem__, raw_ts), np.int64, len(raw_ts))
+        ts = _stamps(raw_ts, stamp)
         if b'"q"' in body or b"\\u" in body:  # a quality field (or an escaped key) somewhere
             qs = [o.get("q", 0) for o in objs]
             if set(map(type, qs)) - {int}:
