@@ -7,6 +7,7 @@ even where Grafana shows no axis, so a reader never guesses what a number means.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
@@ -113,10 +114,10 @@ def count_stat(
     )
 
 
-def colour_timeline(
-    title: str, description: str, query: InfluxQL, w: int = 24, h: int = 5
+def _state_timeline(
+    title: str, description: str, query: InfluxQL, mappings: Any, w: int, h: int
 ) -> statetimeline.Panel:
-    """The risk colour over time in the four colours (blue, yellow, orange, red)."""
+    """A state timeline whose colours come entirely from value `mappings`."""
     return (
         statetimeline.Panel()
         .title(title)
@@ -124,33 +125,27 @@ def colour_timeline(
         .datasource(datasource())
         .with_target(query)
         .unit("none")
-        .mappings(risk_colour_mappings())
+        .mappings(mappings)
         .thresholds(_neutral_thresholds("text"))
         .show_value(common.VisibilityMode.AUTO)
         .merge_values(True)
         .span(w)
         .height(h)
     )
+
+
+def colour_timeline(
+    title: str, description: str, query: InfluxQL, w: int = 24, h: int = 5
+) -> statetimeline.Panel:
+    """The risk colour over time in the four colours (blue, yellow, orange, red)."""
+    return _state_timeline(title, description, query, risk_colour_mappings(), w, h)
 
 
 def alarm_timeline(
     title: str, description: str, query: InfluxQL, w: int = 24, h: int = 8
 ) -> statetimeline.Panel:
     """ISA-18.2 alarm state per tag and condition over time."""
-    return (
-        statetimeline.Panel()
-        .title(title)
-        .description(description)
-        .datasource(datasource())
-        .with_target(query)
-        .unit("none")
-        .mappings(alarm_state_mappings())
-        .thresholds(_neutral_thresholds("text"))
-        .show_value(common.VisibilityMode.AUTO)
-        .merge_values(True)
-        .span(w)
-        .height(h)
-    )
+    return _state_timeline(title, description, query, alarm_state_mappings(), w, h)
 
 
 def trend(
