@@ -7,7 +7,6 @@ even where Grafana shows no axis, so a reader never guesses what a number means.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_builders
 from grafana_foundation_sdk.builders import dashboard as dashboard_builders
@@ -115,7 +114,7 @@ def count_stat(
 
 
 def _state_timeline(
-    title: str, description: str, query: InfluxQL, mappings: Any, w: int, h: int
+    title: str, description: str, query: InfluxQL, mappings: list[ValueMapping], w: int, h: int
 ) -> statetimeline.Panel:
     """A state timeline whose colours come entirely from value `mappings`."""
     return (
