@@ -2,9 +2,12 @@
 
 Durability order (nothing is acknowledged before it is safe):
 1. the engine evaluates the readings (pure, in memory);
-2. readings and events go to the InfluxDB sink's buffer, events to the listeners (the alert
-   outbox commits them to SQLite before returning);
-3. when events were produced, the engine snapshot is committed to the state store;
+2. events go to the listeners (the alert outbox commits them to SQLite before returning) and
+   the engine snapshot is committed to the state store — before anything that can fail on
+   InfluxDB's account, because a redelivered reading is a duplicate to the engine and would
+   not produce its events again;
+3. event lines and readings go to the InfluxDB sink's buffer (a full spool raises
+   BackpressureError but keeps the lines buffered);
 4. `flush()` writes the sink's buffer to InfluxDB or its on-disk spool.
 Only after `flush()` returns may the caller acknowledge the MQTT messages behind the readings;
 a crash before that makes the broker redeliver them, and the engine drops the re-sent readings as
@@ -58,12 +61,12 @@ class Pipeline:
     def handle(self, batch: ReadingBatch) -> list[Event]:
         """Evaluate a batch of readings; returns the events it produced."""
         events = self.engine.process(batch)
+        self._publish(events)
         tag, ts, value, quality = batch.tag, batch.ts, batch.value, batch.quality
         if self.rbe is not None:
             keep = self.rbe.keep(tag, ts, value)
             tag, ts, value, quality = tag[keep], ts[keep], value[keep], quality[keep]
         self.sink.add(self.readings.lines(tag, ts, value, quality))
-        self._publish(events)
         return events
 
     def tick(self, now_ms: int) -> list[Event]:
@@ -85,9 +88,8 @@ class Pipeline:
     def _publish(self, events: list[Event]) -> None:
         if not events:
             return
-        self.sink.add(self.event_lines.line(e) for e in events)
         for listener in self.listeners:
             listener(events)
-        clock = self.engine.clock_ms or 0
-        self.store.save(self.engine.snapshot(), clock)
+        self.store.save(self.engine.snapshot(), self.engine.clock_ms or 0)
         self.events_out += len(events)
+        self.sink.add([self.event_lines.line(e) for e in events])

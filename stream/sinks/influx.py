@@ -106,15 +106,16 @@ class InfluxSink:
         """Queue lines; full batches are written (or spooled) at once."""
         self._buffer.extend(lines)
         while len(self._buffer) >= self.batch_lines:
-            batch = self._buffer[: self.batch_lines]
+            # Remove lines only once they are written or spooled: on SpoolFullError they stay
+            # buffered and go out with the next attempt.
+            self._submit(self._buffer[: self.batch_lines])
             del self._buffer[: self.batch_lines]
-            self._submit(batch)
 
     def flush(self) -> None:
         """Write what is buffered now, and retry the spool if its backoff has passed."""
         if self._buffer:
-            batch, self._buffer = self._buffer, []
-            self._submit(batch)
+            self._submit(self._buffer)
+            self._buffer = []
         else:
             self.drain()
 
