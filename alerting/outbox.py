@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS attempt (
     detail TEXT NOT NULL,
     latency_ms REAL
 );
+CREATE INDEX IF NOT EXISTS attempt_time ON attempt (ts_ms);
 CREATE TABLE IF NOT EXISTS alert (
     id TEXT PRIMARY KEY,
     active INTEGER NOT NULL,
@@ -144,6 +145,24 @@ class Outbox:
             if not exclude or r[0] not in exclude
         ]
         return out[:limit]
+
+    def next_due_ms(self, after_ms: int) -> int | None:
+        """The earliest retry time of a pending notification later than `after_ms`, if any."""
+        [(found,)] = list(self._rows(
+            "SELECT MIN(next_at_ms) FROM notification WHERE status = 'pending' AND next_at_ms > ?",
+            after_ms,
+        ))  # fmt: skip
+        return int(found) if found is not None else None
+
+    def sent_since(self, recipient: str, since_ms: int) -> int:
+        """Attempts that reached a channel for `recipient` after `since_ms` (rate-limit memory)."""
+        [(count,)] = list(self._rows(
+            "SELECT COUNT(*) FROM attempt JOIN notification ON notification.id = "
+            "attempt.notification WHERE attempt.ts_ms > ? AND notification.recipient = ? "
+            "AND attempt.outcome != 'rate_limited'",
+            since_ms, recipient,
+        ))  # fmt: skip
+        return int(count)
 
     def _attempt(
         self, nid: int, now_ms: int, outcome: str, detail: str, latency: float | None

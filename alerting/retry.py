@@ -28,17 +28,36 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Token bucket per recipient: `count` notifications per `per_s`, refilled continuously."""
+    """Token bucket per recipient: `count` notifications per `per_s`, refilled continuously.
 
-    def __init__(self, limit_of: Callable[[str], RateLimit]) -> None:
+    `sent_since(recipient, since_ms)` (optional) tells how many sends a recipient already had
+    in the last window; a bucket created after a restart starts with `count` minus those. That
+    never allows more than the bucket would have: a full bucket's tokens are at least `count`
+    minus the sends of the last `per_s` seconds.
+    """
+
+    def __init__(
+        self,
+        limit_of: Callable[[str], RateLimit],
+        sent_since: Callable[[str, int], int] | None = None,
+    ) -> None:
         self._limit_of = limit_of
+        self._sent_since = sent_since
         self._buckets: dict[str, _Bucket] = {}
+
+    def _new_bucket(self, recipient: str, limit: RateLimit, now_ms: int) -> _Bucket:
+        sent = 0
+        if self._sent_since is not None:
+            sent = self._sent_since(recipient, now_ms - int(limit.per_s * 1000))
+        return _Bucket(float(max(0, limit.count - sent)), now_ms)
 
     def take(self, recipient: str, now_ms: int) -> int:
         """Take one token: 0 when allowed now, else milliseconds until one is available."""
         limit = self._limit_of(recipient)
         rate_per_ms = limit.count / (limit.per_s * 1000)
-        bucket = self._buckets.setdefault(recipient, _Bucket(float(limit.count), now_ms))
+        bucket = self._buckets.get(recipient)
+        if bucket is None:
+            bucket = self._buckets[recipient] = self._new_bucket(recipient, limit, now_ms)
         elapsed = max(0, now_ms - bucket.updated_ms)
         bucket.tokens = min(float(limit.count), bucket.tokens + elapsed * rate_per_ms)
         bucket.updated_ms = now_ms

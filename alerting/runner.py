@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import signal
@@ -28,6 +29,8 @@ from alerting.routing import EnterpriseArea
 from alerting.sender import Sender
 from alerting.service import AlertService
 from alerting.transport import Transport
+
+log = logging.getLogger(__name__)
 
 
 def wall_clock_ms() -> int:
@@ -60,13 +63,16 @@ def build_runtime(
                     lambda: int(time.time()))  # fmt: skip
     dispatcher = Dispatcher(service.outbox, policy, sender.send, wall_clock_ms, random.random,
                             on_dead=service.dead_letter)  # fmt: skip
-    service.on_enqueue = dispatcher.wake.set
+    service.on_enqueue = dispatcher.notify
     return Runtime(service, dispatcher, transport)
 
 
 async def _ticker(service: AlertService, stop: asyncio.Event, every_s: float) -> None:
     while not stop.is_set():
-        service.tick()
+        try:
+            service.tick()
+        except Exception:  # one failing tick must not stop reminders and escalation for good
+            log.exception("alert timers failed; retrying at the next tick")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
 

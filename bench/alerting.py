@@ -106,7 +106,7 @@ async def _pipeline(base: str, count: int, concurrency: int, db: Path) -> dict[s
     sender = Sender(policy, transport, {"BENCH_SECRET": SECRET}, lambda: int(time.time()))
     dispatcher = Dispatcher(service.outbox, policy, sender.send, clock, random.random,
                             concurrency=concurrency)  # fmt: skip
-    service.on_enqueue = dispatcher.wake.set
+    service.on_enqueue = dispatcher.notify
     stop = asyncio.Event()
     loop_task = asyncio.create_task(dispatcher.run(stop, idle_s=0.01))
     started = time.perf_counter()
