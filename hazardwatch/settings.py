@@ -11,8 +11,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from hazardwatch.errors import ConfigError
@@ -23,15 +24,35 @@ class _Section(BaseModel):
 
 
 class MqttSettings(_Section):
-    """Broker the gateways publish to."""
+    """Broker the gateways publish to: `mqtts://` (or a CA file) means TLS (docs/security.md)."""
 
     url: str = "mqtt://127.0.0.1:1883"
     topic_prefix: str = "hw/v1"
     client_id: str = "hazardwatch-ingest"
     username: str | None = None
     password: SecretStr | None = None
-    ca_file: Path | None = None
+    ca_file: Path | None = Field(default=None, description="CA bundle verifying the broker")
     protocol: int = Field(default=5, description="MQTT protocol: 5 or 4 (3.1.1)")
+
+    @field_validator("url")
+    @classmethod
+    def _broker_url(cls, url: str) -> str:
+        parsed = urlparse(url)
+        if parsed.username is not None or parsed.password is not None:
+            # the URL is printed by `run --check` and in error messages; secrets never are
+            raise ValueError("put credentials in mqtt.username and mqtt.password, not in the URL")
+        if parsed.scheme not in ("mqtt", "mqtts") or not parsed.hostname:
+            raise ValueError(f"expected mqtt://host[:port] or mqtts://host[:port], got {url!r}")
+        return url
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value: object) -> object:
+        names = {"5": 5, "5.0": 5, "4": 4, "3.1.1": 4}
+        value = names.get(str(value).strip(), value)
+        if value not in (4, 5):
+            raise ValueError("MQTT protocol must be 5 or 4 (3.1.1)")
+        return value
 
 
 class KafkaSettings(_Section):
@@ -78,8 +99,14 @@ class RunnerSettings(_Section):
 class Settings(BaseSettings):
     """Everything a hazardwatch process needs, validated once at start."""
 
+    # hide_input_in_errors: a validation error would otherwise echo the offending input, and the
+    # input of a section-level check is the whole section, secrets included.
     model_config = SettingsConfigDict(
-        env_prefix="HAZARDWATCH_", env_nested_delimiter="__", frozen=True, extra="forbid"
+        env_prefix="HAZARDWATCH_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="forbid",
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Path("data")

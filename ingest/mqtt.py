@@ -4,7 +4,10 @@
 
 - MQTT 5 (or 3.1.1 from settings), persistent session: clean start off plus a session expiry
   (3.1.1: clean session off), QoS 1, reconnect with exponential backoff (1 s … 30 s);
-- TLS when the URL is `mqtts://` or a CA file is set; username/password from settings;
+- TLS when the URL is `mqtts://` or a CA file is set (the broker's certificate and host name are
+  verified against the CA file, or the system CAs without one); username/password from settings.
+  A broker refusing the credentials at start is an `MqttError` naming its reason at once, not a
+  timeout; later refusals are logged (without the password) and retried with the backoff;
 - `manual_ack=True`: a message is acknowledged to the broker only when `ack()` is called, after
   the caller handed its readings on. Acks carry the connection generation: an ack for a message
   received before a reconnect is not sent (its packet id means nothing on the new connection;
@@ -20,6 +23,7 @@ The decoding hook runs on the network thread, so it must not raise (the decoder 
 
 from __future__ import annotations
 
+import logging
 import queue
 import ssl
 import threading
@@ -39,6 +43,7 @@ from hazardwatch.errors import HazardwatchError
 from hazardwatch.settings import MqttSettings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86_400
 """MQTT 5 session expiry: a week of ingest downtime is still caught up from the broker."""
@@ -90,6 +95,10 @@ class MqttLink(Generic[T]):
         self._queue: queue.Queue[Delivery[T]] = queue.Queue(maxsize=options.queue_size)
         self._generation = 0
         self._connected = threading.Event()
+        self._answered = threading.Event()  # CONNACK received, accepted or refused
+        self.refusal: str | None = None  # reason of the last refused CONNACK
+        self.connect_failures = 0  # network or TLS errors before any CONNACK
+        self.subscribe_refusal: str | None = None  # e.g. the ACL denies a subscription
         self._subscribed = threading.Event()
         self._stopping = threading.Event()
         self.backpressure_waits = 0
@@ -126,6 +135,7 @@ class MqttLink(Generic[T]):
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
+        client.on_connect_fail = self._on_connect_fail
         return client
 
     # lifecycle -------------------------------------------------------------------------------
@@ -147,12 +157,21 @@ class MqttLink(Generic[T]):
             properties=properties,
         )
         self._client.loop_start()
-        ready = self._connected.wait(timeout_s)
+        ready = self._answered.wait(timeout_s) and self._connected.is_set()
+        if not ready and self.refusal is not None:
+            self.stop()
+            raise MqttError(f"{self.settings.url} refused the connection: {self.refusal}")
         if ready and self.options.subscriptions:
             ready = self._subscribed.wait(timeout_s)
+            if ready and self.subscribe_refusal is not None:
+                self.stop()
+                raise MqttError(f"{self.settings.url} refused a subscription: "
+                                f"{self.subscribe_refusal}")  # fmt: skip
         if not ready:
             self.stop()
-            raise MqttError(f"no subscription at {self.settings.url} within {timeout_s:.0f} s")
+            failed = self.connect_failures
+            tried = f" after {failed} failed connection attempts" if failed else ""
+            raise MqttError(f"no subscription at {self.settings.url} in {timeout_s:.0f} s{tried}")
 
     def stop(self) -> None:
         """Disconnect cleanly (no last will) and stop the network thread."""
@@ -176,12 +195,22 @@ class MqttLink(Generic[T]):
         properties: Properties | None,
     ) -> None:
         if reason.is_failure:
-            return  # paho retries with backoff
+            # bad credentials, ACL, server busy …: paho retries with backoff
+            self.refusal = str(reason)
+            log.warning("%s refused the connection of %s: %s", self.settings.url,
+                        self.options.client_id, reason)  # fmt: skip
+            self._answered.set()
+            return
+        self.refusal = None
         self._generation += 1
         self.connects += 1
         if self.options.subscriptions:
             client.subscribe([(topic, 1) for topic in self.options.subscriptions])
         self._connected.set()
+        self._answered.set()
+
+    def _on_connect_fail(self, client: paho.Client, userdata: object) -> None:
+        self.connect_failures += 1
 
     def _on_subscribe(
         self,
@@ -191,8 +220,12 @@ class MqttLink(Generic[T]):
         reasons: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        if all(not reason.is_failure for reason in reasons):
-            self._subscribed.set()
+        refused = [str(reason) for reason in reasons if reason.is_failure]
+        self.subscribe_refusal = refused[0] if refused else None
+        if refused:
+            log.warning("%s refused a subscription of %s: %s", self.settings.url,
+                        self.options.client_id, refused[0])  # fmt: skip
+        self._subscribed.set()  # answered: start() reports a refusal
 
     def _on_disconnect(
         self,
