@@ -14,9 +14,15 @@ import os
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
-from hazardwatch.settings import Settings, load_settings
+from pydantic import SecretStr
+
+from hazardwatch.settings import MqttSettings, Settings, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+MQTT_TLS_PORT = 8883  # services/mosquitto/tls-listener.conf
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,39 @@ class Endpoints:
     mqtt_port: int
     kafka_bootstrap: str
     influx_url: str
+    # Mosquitto's TLS listener (passwords, per-gateway ACL) and the folder where scripts/services
+    # generated its CA certificate (`ca.crt`) and accounts (`credentials`: "user password" lines)
+    mqtt_tls_port: int | None = None
+    mqtt_tls_dir: Path | None = None
+
+    @property
+    def mqtt_ca_file(self) -> Path:
+        """The CA certificate that signed the TLS listener's certificate."""
+        if self.mqtt_tls_dir is None:
+            raise LookupError("these services have no Mosquitto TLS listener")
+        return self.mqtt_tls_dir / "ca.crt"
+
+    def mqtt_credentials(self) -> dict[str, str]:
+        """Account → password of the TLS listener (the ingest service and each gateway)."""
+        if self.mqtt_tls_dir is None:
+            raise LookupError("these services have no Mosquitto TLS listener")
+        lines = (self.mqtt_tls_dir / "credentials").read_text(encoding="utf-8").splitlines()
+        return dict(line.split(" ", 1) for line in lines if line.strip())
+
+    def mqtt_tls(
+        self, username: str, password: str | None = None, **update: object
+    ) -> MqttSettings:
+        """MQTT settings for the TLS listener as `username` (its generated password by default)."""
+        secret = self.mqtt_credentials()[username] if password is None else password
+        return self.settings().mqtt.model_copy(
+            update={
+                "url": f"mqtts://{self.mqtt_host}:{self.mqtt_tls_port}",
+                "ca_file": self.mqtt_ca_file,
+                "username": username,
+                "password": SecretStr(secret),
+                **update,
+            }
+        )
 
     def settings(self, **overrides: object) -> Settings:
         """A Settings object pointing at these endpoints."""
@@ -65,11 +104,14 @@ def local_endpoints() -> Endpoints:
     """Endpoints of the script's services, as the settings model resolves them."""
     settings = load_settings()
     mqtt = urlparse(settings.mqtt.url)
+    services_dir = Path(os.environ.get("HAZARDWATCH_SERVICES_DIR", REPO / ".services"))
     return Endpoints(
         mqtt_host=mqtt.hostname or "127.0.0.1",
         mqtt_port=mqtt.port or 1883,
         kafka_bootstrap=settings.kafka.bootstrap_servers,
         influx_url=settings.influx.url,
+        mqtt_tls_port=MQTT_TLS_PORT,
+        mqtt_tls_dir=services_dir / "mosquitto" / "tls",
     )
 
 
