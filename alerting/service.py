@@ -73,6 +73,7 @@ class AlertService:
         self.book.load(outbox.load_alerts())
         self.rejected: Counter[str] = Counter()
         self.on_enqueue: Callable[[], None] | None = None  # wakes the dispatcher
+        self.on_saved: Callable[[Alert], None] | None = None  # alert_v1 lines (stream.sinks)
         self._lock = threading.RLock()
         self._saved = {a.id: _marker(a) for a in self.book.alerts.values()}
 
@@ -122,6 +123,8 @@ class AlertService:
             if self._saved.get(alert.id) != marker:
                 self.outbox.save_alert(alert)
                 self._saved[alert.id] = marker
+                if self.on_saved is not None:
+                    self.on_saved(alert)
 
     def tick(self) -> int:
         """Run the timers (reminders, escalation, overdue feedback, flood end); enqueued count."""

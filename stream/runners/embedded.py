@@ -43,6 +43,7 @@ from stream.runners.pipeline import Pipeline
 from stream.runners.state_store import StateStore
 from stream.sinks.influx import InfluxSink
 from stream.sinks.lines import gateway_line
+from stream.sinks.ops_lines import AlertLines, OpsLines
 from stream.sinks.rbe import ExceptionFilter
 from stream.sinks.spool import Spool
 
@@ -100,6 +101,10 @@ class EmbeddedRunner:
         self.registry = CollectorRegistry()
         self.registry.register(RunnerCollector(self._sources()))
         self.ops = OpsServer(settings.http.host, settings.http.port, self.registry, self.health)
+        service = self.alerting.service
+        alert_lines = AlertLines(service.book.alerts.values(), wall_ms)
+        service.on_saved = alert_lines.observe
+        self.ops_lines = OpsLines("run", self._sources(), self.ingest.status, alert_lines)
 
     # -- data path ---------------------------------------------------------------------------
     def _handoff(self, decoded: Sequence[Decoded]) -> None:
@@ -133,6 +138,7 @@ class EmbeddedRunner:
                             Command(CommandKind.ACKNOWLEDGE, ack.ts_ms, tag=self.tag_index[tag])
                         )
             self.pipeline.tick(now_ms)
+            self.sink.add(self.ops_lines.due(now_ms))  # alert_v1, pipeline_v1, gateway rates
             self.pipeline.flush()
 
     # -- operations ------------------------------------------------------------------------------
