@@ -54,6 +54,8 @@ class Receiver:
     port: int
     accepted: dict[str, dict[str, Any]] = field(default_factory=dict)
     duplicates: int = 0
+    received: int = 0  # requests that reached a handler, counted before any delay
+    active: int = 0  # requests being handled now
     rejected: list[str] = field(default_factory=list)
     fail_with: list[int] = field(default_factory=list)  # statuses to answer first, in order
     delay_s: float = 0.0
@@ -64,6 +66,7 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}"
 
     async def _gate(self) -> web.Response | None:
+        self.received += 1
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         if self.fail_with:
@@ -170,8 +173,17 @@ class Receiver:
         self._accept(data["id"], f"platform/{request.match_info['tier']}", data)
         return web.Response(status=202)
 
+    @web.middleware
+    async def _track(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.active += 1
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        finally:
+            self.active -= 1
+
     async def start(self) -> None:
-        app = web.Application()
+        app = web.Application(middlewares=[self._track])
         app.router.add_post("/hooks/{name}", self.webhook)
         app.router.add_post("/sms/aliyun/", self.aliyun)
         app.router.add_post("/sms/tencent/", self.tencent)

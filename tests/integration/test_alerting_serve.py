@@ -26,11 +26,11 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).parents[2]
 
 
-async def wait_for(check: Any, timeout_s: float, what: str) -> None:
+async def wait_for(check: Any, timeout_s: float, what: str, poll_s: float = 0.1) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(poll_s)
 
 
 async def test_serve_delivers_kafka_events_and_publishes_acks(
