@@ -29,7 +29,8 @@ def write_jsonl(
     encoder = encoder_for(sim)
     written = 0
     for chunk in sim.chunks():
-        stream.write(encoder.encode(chunk.ts_ms, chunk.tag, chunk.value, chunk.quality))
+        lines = encoder.encode_array(chunk.ts_ms, chunk.tag, chunk.value, chunk.quality)
+        stream.write(lines.data)
         written += len(chunk)
         if progress is not None:
             progress(chunk.end_s)

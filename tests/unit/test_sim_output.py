@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -69,6 +70,90 @@ def test_encoder_prints_each_tag_at_its_resolution_and_skips_non_finite() -> Non
         b'{"ts":1,"tag":"A","gw":"G1","v":-12.346,"q":0}\n'
         b'{"ts":2,"tag":"B","gw":"G2","v":124,"q":1}\n'
     )
+
+
+def _reference_lines(
+    enc: tuple[list[str], list[str], list[int]],
+    ts: np.ndarray,
+    tag: np.ndarray,
+    value: np.ndarray,
+    quality: np.ndarray,
+) -> bytes:
+    """The readings format one line at a time: the definition the vectorized encoder must match."""
+    tags, gateways, decimals = enc
+    lines = []
+    for t, k, v, q in zip(ts.tolist(), tag.tolist(), value.tolist(), quality.tolist(), strict=True):
+        if not np.isfinite(v):
+            continue
+        d = decimals[k]
+        scaled = round(abs(v) * 10.0**d)  # half to even, at the instrument resolution
+        whole, frac = divmod(scaled, 10**d)
+        number = ("-" if v < 0 and scaled else "") + str(whole) + (f".{frac:0{d}d}" if d else "")
+        q = min(max(q, 0), 999)
+        lines.append(f'{{"ts":{t},"tag":"{tags[k]}","gw":"{gateways[k]}","v":{number},"q":{q}}}\n')
+    return "".join(lines).encode()
+
+
+_PLAIN = (["T1", "LONGER-TAG-ID-7", "B", "GAS-CO-01"], ["GW-A", "GW-A", "GATEWAY-LONG-B", "G"],
+          [0, 1, 3, 4])  # fmt: skip
+
+
+def _synthetic(n: int = 6000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Readings without a random generator: the same arrays on every numpy version."""
+    i = np.arange(n, dtype=np.int64)
+    ts = 1_700_000_000_000 + (i // 4) * 1000 + (i % 4) * 7
+    value = ((i * 7919) % 2_000_003 - 1_000_000) / 10.0 ** (i % 6)
+    value[::97] = -0.0
+    value[::89] = -0.00004  # rounds to zero: no minus sign
+    value[::83] = 0.0005  # a tie at 3 decimals: to even
+    value[::101] = 123456789.0
+    value[::113] = np.nan
+    value[::127] = -np.inf
+    return ts, (i % 4).astype(np.int32), value, ((i * 37) % 128).astype(np.int8)
+
+
+def test_encoder_bytes_are_pinned_to_the_first_encoder() -> None:
+    # The digest was taken from the first (byte-matrix) encoder before the scatter rewrite:
+    # a faster encoder must not change one byte of readings.jsonl.
+    arrays = _synthetic()
+    data = ReadingsEncoder(*_PLAIN).encode(*arrays)
+    assert data == _reference_lines(_PLAIN, *arrays)
+    assert hashlib.sha256(data).hexdigest() == (
+        "01ada3a265b2f22456726f999a330cb15e4a6c8fb5f1eb2b96d0ac8281d415fe"
+    )
+
+
+@pytest.mark.parametrize("name", ["converter-lance-leak", "alarm-flood", "tank-farm-toxic-release"])
+def test_simulated_chunks_encode_as_the_line_by_line_format(name: str) -> None:
+    sim = _sim(name, duration="30m")
+    decimals = [0] * len(sim.tags)
+    for channel in sim.channels_by_tag().values():
+        decimals[channel.index] = channel.instrument.decimals
+    plain = ([t.id for t in sim.tags], [t.gateway for t in sim.tags], decimals)
+    encoder = ReadingsEncoder(*plain)
+    for chunk in sim.chunks():
+        arrays = (chunk.ts_ms, chunk.tag, chunk.value, chunk.quality)
+        assert encoder.encode(*arrays) == _reference_lines(plain, *arrays)
+
+
+def test_encoder_edge_cases_match_the_line_by_line_format() -> None:
+    # Stamps of every digit count, qualities out of 0..999, six decimals (no fraction table),
+    # and tag texts so different in length that they are written length by length.
+    plain = (["X", "A-VERY-LONG-TAG-IDENTIFIER-OF-A-FAR-AWAY-UNIT-00017"], ["G", "GW-1"], [6, 2])
+    ts = np.array([0, 1, 9, 10, 999, 10**12 - 1, 10**12, 10**13, 10**13, 2**62], dtype=np.int64)
+    tag = np.array([0, 1] * 5, dtype=np.int32)
+    value = np.array([-3.0000005, -0.0, 1e-7, -2.5e-7, 0.125, 99.995, -1e6, 5e8, 7.0, -1.5])
+    quality = np.array([0, -5, 9, 10, 99, 100, 127, -128, 3, 1], dtype=np.int8)
+    encoder = ReadingsEncoder(*plain)
+    assert encoder.encode(ts, tag, value, quality) == _reference_lines(
+        plain, ts, tag, value, quality
+    )
+    empty = np.array([np.nan])
+    assert encoder.encode(ts[:1], tag[:1], empty, quality[:1]) == b""
+    with pytest.raises(ValueError, match="too large"):
+        encoder.encode(ts[:1], tag[:1], np.array([1e13]), quality[:1])
+    with pytest.raises(ValueError, match="before 1970"):
+        encoder.encode(-ts[1:2], tag[:1], value[:1], quality[:1])
 
 
 def test_faults_stick_spike_drift_drop_and_leave_range() -> None:
