@@ -26,5 +26,9 @@ lint: setup
 test: setup services lint
 	$(BIN)/pytest -q
 
+# Every benchmark and the Node-RED comparison → bench/results.json and docs/benchmarks.md.
+bench: setup services
+	bench/run_all
+
 clean-services:
 	scripts/services down
