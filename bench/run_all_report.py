@@ -132,6 +132,7 @@ PEER_ROWS = (
     ("CPU in the latency phase", "latency_phase_cpu_s", "CPU s"),
     ("peak RSS", "peak_rss_bytes", "bytes"),
     ("readings lost", "lost_readings", ""),
+    ("1-point figure bounded by the publisher", "single_point_bounded_by_publisher", ""),
 )
 
 
@@ -149,7 +150,9 @@ def number(value: Any) -> str:
     """Readable number: thousands separators, three significant decimals for small values."""
     if value is None:
         return "—"
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if not isinstance(value, int | float):
         return str(value)
     if isinstance(value, int) or abs(value) >= 1000 or float(value).is_integer():
         return f"{round(value):,}"
