@@ -10,7 +10,6 @@ from __future__ import annotations
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,22 +25,12 @@ from ingest import protocol
 from ingest.mqtt import LinkOptions, MqttError, MqttLink
 from ingest.results import Decoded
 from ingest.service import IngestService, open_ingest
+from tests.security.helpers import batch, gateway_link, wait_for
 from tests.security.plant import INGEST_ACCOUNT, security_plant
 from tests.services import Endpoints
 
 pytestmark = pytest.mark.integration
 Unique = Callable[[str], str]
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def wait_for(condition: Callable[[], object], timeout_s: float = 15.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 class Collector:
@@ -81,19 +70,6 @@ def ingest(tmp_path: Path, unique_name: Unique) -> Iterator[Callable[[MqttSettin
         stop.set()
         thread.join(5)
         service.link.stop()
-
-
-def gateway_link(settings: MqttSettings, client_id: str) -> MqttLink[None]:
-    """A gateway's connection through the same adapter (clean session, nothing subscribed)."""
-    link: MqttLink[None] = MqttLink(settings, LinkOptions(client_id, clean_start=True),
-                                    lambda *_: None)  # fmt: skip
-    link.start(timeout_s=10)
-    return link
-
-
-def batch(gateway: str, seq: int, tag: str, value: float) -> bytes:
-    t = now_ms()
-    return protocol.encode_batch(gateway, seq, t, [(tag, t, value, 0)])
 
 
 @pytest.mark.parametrize("version", [5, 4], ids=["mqtt5", "mqtt311"])
