@@ -2,37 +2,56 @@
 
 Durability order (nothing is acknowledged before it is safe):
 1. the engine evaluates the readings (pure, in memory);
-2. events go to the listeners (the alert outbox commits them to SQLite before returning) and
-   the engine snapshot is committed to the state store — before anything that can fail on
-   InfluxDB's account, because a redelivered reading is a duplicate to the engine and would
-   not produce its events again;
-3. event lines and readings go to the InfluxDB sink's buffer (a full spool raises
-   BackpressureError but keeps the lines buffered);
-4. `flush()` writes the sink's buffer to InfluxDB or its on-disk spool.
-Only after `flush()` returns may the caller acknowledge the MQTT messages behind the readings;
-a crash before that makes the broker redeliver them, and the engine drops the re-sent readings as
-duplicates or late ones (counted), so redelivery creates no second alarm.
+2. events go to the listeners at once (the alert outbox commits them to SQLite before returning)
+   — before anything that can fail on InfluxDB's account, because a redelivered reading is a
+   duplicate to the engine and would not produce its events again;
+3. event lines and readings collect in the pipeline's open commit group;
+4. `commit()` closes the group: when it holds events (or a checkpoint is due) the engine state is
+   saved (a delta: only changed chunks, `StateStore`) in one transaction with the group's event
+   lines, which are *held* there until written — a crash after the save cannot lose them;
+5. the group's lines are written to InfluxDB or its on-disk spool (`flush()` here, or the
+   embedded runner's writer thread), then the held lines are released.
+Only after step 5 may the caller acknowledge the MQTT messages behind the group's readings; a
+crash before that makes the broker redeliver them: the engine drops the re-sent readings as
+duplicates or late ones (counted), so redelivery creates no second alarm, and their reading lines
+are built again (the lines follow the input, not the engine's verdict).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from hazardwatch.plant.model import Plant
 from stream.engine import Command, ReadingBatch, RiskEngine
 from stream.events import Event
 from stream.policy import EnginePolicy
-from stream.runners.state_store import StateStore
+from stream.runners.state_store import StateStore, snapshot_members
 from stream.sinks.influx import InfluxSink
 from stream.sinks.lines import EventLines, ReadingLines
 from stream.sinks.rbe import ExceptionFilter
 from stream.tagtable import TagTable
 
+log = logging.getLogger(__name__)
+
 EventListener = Callable[[Sequence[Event]], None]
+CHECKPOINT_MS = 60_000
+"""Without events the state is still saved this often (wall ms), so that a restart resumes the
+tags' recent values and timers instead of relearning them."""
+
+
+@dataclass
+class Commit:
+    """A closed commit group: its lines in order and the ids of held lines it carries."""
+
+    lines: list[str] = field(default_factory=list)
+    held: list[int] = field(default_factory=list)
+    saved_state: bool = False
 
 
 class Pipeline:
-    """Engine plus its outputs; restores the engine from the state store when it has a snapshot."""
+    """Engine plus its outputs; restores the engine from the state store when it has a state."""
 
     def __init__(
         self,
@@ -44,11 +63,13 @@ class Pipeline:
         rbe: ExceptionFilter | None = None,
     ) -> None:
         self.plant = plant
-        table = TagTable.from_plant(plant)
+        self.table = TagTable.from_plant(plant)
         saved = store.load()
         self.restored = saved is not None
         self.engine = (
-            RiskEngine.restore(table, policy, saved) if saved else RiskEngine(table, policy)
+            RiskEngine.restore(self.table, policy, saved)
+            if saved
+            else RiskEngine(self.table, policy)
         )
         self.sink = sink
         self.store = store
@@ -57,39 +78,100 @@ class Pipeline:
         self.readings = ReadingLines(plant.resolved_tags())
         self.event_lines = EventLines({e.id: e.region for e in plant.enterprises})
         self.events_out = 0
+        self._lines: list[str] = []
+        self._event_lines: list[str] = []
+        self._dirty = False  # the engine changed since the last save
+        self._checkpoint_at: int | None = None
+        self._carry: list[int] = []  # held ids whose lines travel with the next group
+        # Lines held by a crashed process: written again with the first group (idempotent).
+        for held_id, lines in store.held_lines():
+            self._lines.extend(lines)
+            self._carry.append(held_id)
+
+    @property
+    def pending_lines(self) -> int:
+        """Lines in the open commit group."""
+        return len(self._lines)
 
     def handle(self, batch: ReadingBatch) -> list[Event]:
         """Evaluate a batch of readings; returns the events it produced."""
         events = self.engine.process(batch)
+        self._dirty = True
         self._publish(events)
         tag, ts, value, quality = batch.tag, batch.ts, batch.value, batch.quality
         if self.rbe is not None:
             keep = self.rbe.keep(tag, ts, value)
             tag, ts, value, quality = tag[keep], ts[keep], value[keep], quality[keep]
-        self.sink.add(self.readings.lines(tag, ts, value, quality))
+        self._lines.extend(self.readings.lines(tag, ts, value, quality))
         return events
 
     def tick(self, now_ms: int) -> list[Event]:
         """Fire timers (delays, stale, escalation) up to `now_ms`."""
         events = self.engine.advance(now_ms)
+        self._dirty = True
         self._publish(events)
         return events
 
     def command(self, cmd: Command) -> list[Event]:
         """Apply an operator command (acknowledge, shelve, …)."""
         events = self.engine.command(cmd)
+        self._dirty = True
         self._publish(events)
         return events
 
+    def add_lines(self, lines: Sequence[str]) -> None:
+        """Other lines (gateway status, operations) to write with the open group."""
+        self._lines.extend(lines)
+
+    def commit(self, now_ms: int = 0) -> Commit:
+        """Close the open group: save the state when events need it (or a checkpoint is due,
+        `now_ms` on the wall clock) together with the group's event lines."""
+        lines, self._lines = self._lines, []
+        event_lines, self._event_lines = self._event_lines, []
+        held, self._carry = self._carry, []
+        checkpoint = self._checkpoint_at is not None and now_ms >= self._checkpoint_at
+        save = bool(event_lines) or (self._dirty and checkpoint)
+        if save:
+            members = snapshot_members(self.engine.state, self.table)
+            held_id = self.store.save(members, self.engine.clock_ms or 0, event_lines)
+            held = [*held, held_id] if held_id else held
+            self._dirty = False
+        if save or self._checkpoint_at is None:
+            self._checkpoint_at = now_ms + CHECKPOINT_MS
+        return Commit(lines, held, save)
+
+    def save_state(self) -> None:
+        """Save the engine state now if it changed (at shutdown)."""
+        if self._dirty:
+            members = snapshot_members(self.engine.state, self.table)
+            self.store.save(members, self.engine.clock_ms or 0)
+            self._dirty = False
+
+    def written(self, commit: Commit) -> None:
+        """The group's lines are in InfluxDB or the spool: release its held lines."""
+        for held_id in commit.held:
+            self.store.release(held_id)
+
     def flush(self) -> None:
-        """Make everything handed in so far durable (InfluxDB or spool)."""
-        self.sink.flush()
+        """Commit the open group and write it (InfluxDB or spool) before returning.
+
+        BackpressureError (spool full) keeps the lines in the sink's buffer for the next flush,
+        and their held ids travel with the next group.
+        """
+        commit = self.commit()
+        self.sink.add(commit.lines)
+        try:
+            self.sink.flush()
+        except BaseException:
+            self._carry[:0] = commit.held
+            raise
+        self.written(commit)
 
     def _publish(self, events: list[Event]) -> None:
         if not events:
             return
         for listener in self.listeners:
             listener(events)
-        self.store.save(self.engine.snapshot(), self.engine.clock_ms or 0)
         self.events_out += len(events)
-        self.sink.add([self.event_lines.line(e) for e in events])
+        self._event_lines.extend(self.event_lines.line(e) for e in events)
+        self._lines.extend(self._event_lines[-len(events) :])

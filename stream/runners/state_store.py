@@ -1,54 +1,274 @@
 """Durable engine state for the embedded runner: SQLite in WAL mode under the data directory.
 
-The engine's snapshot (versioned bytes from `RiskEngine.snapshot()`) is saved whenever a batch
-changed alarm or risk state, i.e. produced events; state changes are rare, so this costs little,
-and a SIGKILL loses at most readings whose MQTT messages were not yet acknowledged (the broker
-redelivers them). Rolling windows rebuild from the readings that follow a restart.
+The engine's state is stored as the members of its snapshot format (`stream.state`: named numpy
+arrays), each cut into chunks of `chunk_bytes`. A save writes only the chunks whose bytes differ
+from the last save, so an alarm at one tag of a 100,000-tag plant commits a few kilobytes, not
+the whole 18 MB state; every save is one transaction, so the stored members always form one
+consistent snapshot. `load()` reassembles them into the snapshot bytes `RiskEngine.restore`
+reads, which checks the format version and the plant's shape.
+
+The same transaction can hold the InfluxDB lines of the events the saved state already reflects
+(`held` lines): once the state is committed, a redelivered reading no longer produces those
+events, so their lines must survive a crash until the sink has written or spooled them
+(`release`). A restart hands the held lines back (`held_lines`).
+
+Schema version 2 (tables `engine_member_v2`, `engine_chunk_v2`, `held_lines_v2`); a version 1
+database (one row of full snapshot bytes, `engine_state_v1`) is still read, and the first save
+replaces it.
 """
 
 from __future__ import annotations
 
+import io
 import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+from stream.state import COUNTER_NAMES, SNAPSHOT_VERSION, EngineState
+from stream.tagtable import TagTable
+
+CHUNK_BYTES = 64 * 1024
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS engine_state_v1 (
+CREATE TABLE IF NOT EXISTS engine_member_v2 (
+    name TEXT PRIMARY KEY,
+    dtype TEXT NOT NULL,
+    shape TEXT NOT NULL,
+    nbytes INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS engine_chunk_v2 (
+    name TEXT NOT NULL,
+    chunk INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (name, chunk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS engine_saved_v2 (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    saved_ms INTEGER NOT NULL,
-    snapshot BLOB NOT NULL
-)
+    saved_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS held_lines_v2 (
+    id INTEGER PRIMARY KEY,
+    lines TEXT NOT NULL
+);
 """
+
+Members = Mapping[str, npt.NDArray[np.generic]]
+
+
+def snapshot_members(state: EngineState, table: TagTable) -> dict[str, npt.NDArray[np.generic]]:
+    """The arrays of `EngineState.snapshot()` without building the archive (views, not copies).
+
+    Mirrors stream.state's format version 1; a unit test compares the two member by member.
+    """
+    lengths = [len(t) for t in state.flood_times]
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    members: dict[str, npt.NDArray[np.generic]] = {
+        "format_version": np.array([SNAPSHOT_VERSION], np.int64),
+        "fingerprint": np.array(table.fingerprint(), np.int64),
+        "clock": np.array([state.clock], np.int64),
+        "heap": np.array(state.heap, np.int64).reshape(-1, 3),
+        "flood_off": offsets,
+        "flood_times": np.array([x for t in state.flood_times for x in t], np.int64),
+        "counters": np.array([state.counters[c] for c in COUNTER_NAMES], np.int64),
+    }
+    for name in state.array_names():
+        members[name] = getattr(state, name)
+    return members
+
+
+def members_to_snapshot(members: Members) -> bytes:
+    """Snapshot bytes (the `.npz` of stream.state) from its members."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **members)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+@dataclass
+class StoreStats:
+    """What the store wrote: saves, chunks and bytes (chunks are what a delta save costs)."""
+
+    saves: int = 0
+    chunks_written: int = 0
+    bytes_written: int = 0
 
 
 class StateStore:
-    """One row holding the latest engine snapshot."""
+    """Chunked, delta-saved engine snapshot members plus held event lines; thread-safe."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, chunk_bytes: int = CHUNK_BYTES) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        # The runner's ingest and ticker threads both save; its engine lock serialises them.
+        self.chunk_bytes = chunk_bytes
+        self.stats = StoreStats()
+        # Saves come from the ingest and ticker threads, releases from the sink writer.
+        self._lock = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed snapshot survives power loss, not only a process kill.
+        # FULL: a committed state survives power loss, not only a process kill.
         self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute(_SCHEMA)
-        self.saves = 0
+        self._db.executescript(_SCHEMA)
+        self._shadow: dict[str, npt.NDArray[np.uint8]] = {}  # member bytes as last committed
+
+    @property
+    def saves(self) -> int:
+        """Committed saves since this store was opened."""
+        return self.stats.saves
 
     def load(self) -> bytes | None:
-        """The latest snapshot, or None on first start."""
-        row = self._db.execute("SELECT snapshot FROM engine_state_v1 WHERE id = 1").fetchone()
-        return None if row is None else bytes(row[0])
+        """The latest snapshot bytes, or None on first start."""
+        with self._lock:
+            members = self._load_members()
+            if members:
+                self._shadow = {k: _as_bytes(v).copy() for k, v in members.items()}
+                return members_to_snapshot(members)
+            if self._has_v1():
+                row = self._db.execute("SELECT snapshot FROM engine_state_v1 WHERE id = 1")
+                found = row.fetchone()
+                return None if found is None else bytes(found[0])
+            return None
 
-    def save(self, snapshot: bytes, saved_ms: int) -> None:
-        """Replace the stored snapshot atomically."""
-        self._db.execute(
-            "INSERT INTO engine_state_v1 (id, saved_ms, snapshot) VALUES (1, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET saved_ms = excluded.saved_ms, "
-            "snapshot = excluded.snapshot",
-            (saved_ms, snapshot),
-        )
-        self.saves += 1
+    def save(self, members: Members, saved_ms: int, held: Sequence[str] = ()) -> int:
+        """Commit the members that changed since the last save, plus `held` lines in the same
+        transaction; returns the held lines' id for `release` (0 when none)."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                changed = []
+                for name, array in members.items():
+                    data = _as_bytes(array)
+                    chunks = self._write_member(name, array, data)
+                    if chunks is not None:
+                        changed.append((name, data, chunks))
+                db.execute(
+                    "INSERT INTO engine_saved_v2 (id, saved_ms) VALUES (1, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET saved_ms = excluded.saved_ms",
+                    (saved_ms,),
+                )
+                if self._has_v1():
+                    db.execute("DELETE FROM engine_state_v1")
+                held_id = self._hold(held)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            for name, data, chunks in changed:
+                self._remember(name, data, chunks)
+            self.stats.saves += 1
+            return held_id
+
+    def hold(self, lines: Sequence[str]) -> int:
+        """Keep `lines` durably until `release`; returns their id (0 when `lines` is empty)."""
+        if not lines:
+            return 0
+        with self._lock:
+            return self._hold(lines)
+
+    def release(self, held_id: int) -> None:
+        """The held lines reached InfluxDB or the spool: forget them."""
+        if held_id:
+            with self._lock:
+                self._db.execute("DELETE FROM held_lines_v2 WHERE id = ?", (held_id,))
+
+    def held_lines(self) -> list[tuple[int, list[str]]]:
+        """Held lines not yet released (left by a crash), oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, lines FROM held_lines_v2 ORDER BY id").fetchall()
+        return [(int(i), list(orjson.loads(text))) for i, text in rows]
 
     def close(self) -> None:
         """Close the database."""
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+    # -- internals (called with the lock held) -------------------------------------------------
+    def _write_member(
+        self, name: str, array: npt.NDArray[np.generic], data: npt.NDArray[np.uint8]
+    ) -> list[int] | None:
+        """Write the changed chunks of one member; None when nothing changed, [] when the whole
+        member was (re)written."""
+        old = self._shadow.get(name)
+        size, step = data.shape[0], self.chunk_bytes
+        whole = old is None or old.shape[0] != size
+        if not whole:
+            assert old is not None
+            chunks = _changed_chunks(old, data, step)
+            if not chunks:
+                return None
+        else:
+            chunks = list(range((size + step - 1) // step))
+            self._db.execute(
+                "INSERT INTO engine_member_v2 (name, dtype, shape, nbytes) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET dtype = excluded.dtype, "
+                "shape = excluded.shape, nbytes = excluded.nbytes",
+                (name, array.dtype.str, orjson.dumps(list(array.shape)).decode(), size),
+            )
+            self._db.execute(
+                "DELETE FROM engine_chunk_v2 WHERE name = ? AND chunk >= ?", (name, len(chunks))
+            )
+        self._db.executemany(
+            "INSERT INTO engine_chunk_v2 (name, chunk, data) VALUES (?, ?, ?) "
+            "ON CONFLICT (name, chunk) DO UPDATE SET data = excluded.data",
+            [(name, c, data[c * step : (c + 1) * step].tobytes()) for c in chunks],
+        )
+        self.stats.chunks_written += len(chunks)
+        self.stats.bytes_written += sum(min(step, size - c * step) for c in chunks)
+        return [] if whole else chunks
+
+    def _remember(self, name: str, data: npt.NDArray[np.uint8], chunks: list[int]) -> None:
+        """Update the shadow after a commit: only the written chunks, unless it is all new."""
+        old = self._shadow.get(name)
+        if old is None or not chunks:
+            self._shadow[name] = data.copy()
+            return
+        step = self.chunk_bytes
+        for c in chunks:
+            old[c * step : (c + 1) * step] = data[c * step : (c + 1) * step]
+
+    def _hold(self, lines: Sequence[str]) -> int:
+        if not lines:
+            return 0
+        cursor = self._db.execute(
+            "INSERT INTO held_lines_v2 (lines) VALUES (?)", (orjson.dumps(list(lines)).decode(),)
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _load_members(self) -> dict[str, npt.NDArray[np.generic]]:
+        members: dict[str, npt.NDArray[np.generic]] = {}
+        specs = self._db.execute("SELECT name, dtype, shape, nbytes FROM engine_member_v2")
+        for name, dtype, shape, nbytes in specs.fetchall():
+            rows = self._db.execute(
+                "SELECT data FROM engine_chunk_v2 WHERE name = ? ORDER BY chunk", (name,)
+            ).fetchall()
+            data = b"".join(bytes(r[0]) for r in rows)
+            if len(data) != nbytes:
+                raise sqlite3.DatabaseError(f"{self.path}: member {name} has {len(data)} bytes")
+            array = np.frombuffer(data, dtype=np.dtype(dtype)).reshape(orjson.loads(shape))
+            members[name] = array.copy()  # writable: the engine updates its state in place
+        return members
+
+    def _has_v1(self) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'engine_state_v1'"
+        ).fetchone()
+        return row is not None
+
+
+def _as_bytes(array: npt.NDArray[np.generic]) -> npt.NDArray[np.uint8]:
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
+
+def _changed_chunks(old: npt.NDArray[np.uint8], new: npt.NDArray[np.uint8], step: int) -> list[int]:
+    """Indices of the `step`-byte chunks where `old` and `new` differ (same length)."""
+    full = old.shape[0] // step
+    differs = (old[: full * step] != new[: full * step]).reshape(full, step).any(axis=1)
+    chunks: list[int] = np.flatnonzero(differs).tolist()
+    if full * step < old.shape[0] and not np.array_equal(old[full * step :], new[full * step :]):
+        chunks.append(full)
+    return chunks

@@ -1,5 +1,9 @@
 """InfluxDB sink: batched, gzip-compressed writes with the v2 API, spooling to disk when down.
 
+Bodies are compressed here at gzip level 1 and posted through influxdb-client's write service:
+the client's own `enable_gzip` compresses at level 9, which costs about five microseconds per
+line — as much as the rest of the pipeline — for a body only 20 % smaller.
+
 Works against InfluxDB 1.8 (bucket `database/retention_policy`, v1-compatible management over
 InfluxQL) and 2.x (bucket from set-up; management statements are refused there and skipped).
 Order: while the spool holds batches, new batches go behind them, so every series is written in
@@ -10,6 +14,7 @@ logged; every other failure spools and retries with exponential backoff.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -17,9 +22,8 @@ from dataclasses import dataclass
 
 import httpx
 from influxdb_client.client.influxdb_client import InfluxDBClient
-from influxdb_client.client.write_api import SYNCHRONOUS
-from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
+from influxdb_client.service.write_service import WriteService
 
 from hazardwatch.settings import InfluxSettings
 from stream.sinks.spool import Spool
@@ -28,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _NOT_RETRYABLE = {400, 413, 422}
 SPOOL_WARNING_FILL = 0.8
+GZIP_LEVEL = 1
 
 
 @dataclass
@@ -68,11 +73,11 @@ class InfluxSink:
             url=settings.url,
             token=settings.token.get_secret_value(),
             org=settings.org,
-            enable_gzip=True,
+            enable_gzip=False,  # bodies are compressed by `_try_write`, at level 1
             timeout=10_000,
             retries=False,  # retries are ours: through the spool, with backoff
         )
-        self._write = self._client.write_api(write_options=SYNCHRONOUS)
+        self._write = WriteService(self._client.api_client)  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         """Flush what is buffered (to InfluxDB or the spool) and release the client."""
@@ -108,13 +113,13 @@ class InfluxSink:
         while len(self._buffer) >= self.batch_lines:
             # Remove lines only once they are written or spooled: on SpoolFullError they stay
             # buffered and go out with the next attempt.
-            self._submit(self._buffer[: self.batch_lines])
+            self.write(self._buffer[: self.batch_lines])
             del self._buffer[: self.batch_lines]
 
     def flush(self) -> None:
         """Write what is buffered now, and retry the spool if its backoff has passed."""
         if self._buffer:
-            self._submit(self._buffer)
+            self.write(self._buffer)
             self._buffer = []
         else:
             self.drain()
@@ -140,7 +145,9 @@ class InfluxSink:
         """Lines held in memory, not yet written or spooled."""
         return len(self._buffer)
 
-    def _submit(self, batch: list[str]) -> None:
+    def write(self, batch: list[str]) -> None:
+        """Write one batch to InfluxDB now, or spool it (behind older spooled batches, so every
+        series stays in order); SpoolFullError when it can be neither written nor spooled."""
         if len(self.spool):
             self.drain()
         # While older batches wait in the spool, this one queues behind them to keep order.
@@ -159,12 +166,15 @@ class InfluxSink:
 
     def _try_write(self, batch: list[str]) -> bool:
         """True when InfluxDB took the batch (or rejected it for good, counted)."""
+        body = gzip.compress(("\n".join(batch) + "\n").encode("utf-8"), GZIP_LEVEL)
         try:
-            self._write.write(
-                bucket=self.settings.bucket,
+            self._write.post_write(  # type: ignore[no-untyped-call]
                 org=self.settings.org,
-                record=batch,
-                write_precision=WritePrecision.MS,  # type: ignore[arg-type]
+                bucket=self.settings.bucket,
+                body=body,
+                precision="ms",
+                content_encoding="gzip",
+                content_type="text/plain; charset=utf-8",
             )
         except ApiException as exc:
             if exc.status in _NOT_RETRYABLE:

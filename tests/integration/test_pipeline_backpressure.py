@@ -64,7 +64,7 @@ def test_alarm_during_outage_with_full_spool_is_kept_and_written_later(
     sink.drain(force=True)
     for batch in refused:  # redelivered by the broker, as IngestService retries a hand-off
         pipeline.handle(batch)
-    sink.flush()
+    pipeline.flush()
     assert len(sink.spool) == 0 and sink.buffered == 0
     rows = influx_rows(proxy.url, influx_database, 'SELECT "v" FROM "reading_v1"')
     assert len(rows) == 2 * len(levels)
