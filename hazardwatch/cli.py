@@ -58,7 +58,9 @@ COMMANDS: dict[str, Command] = {
         "embedded runner: MQTT -> engine -> InfluxDB + alert outbox", "hazardwatch.commands.run"
     ),
     "bridge": Command("distributed: MQTT -> Kafka telemetry topic", "hazardwatch.commands.bridge"),
-    "worker": Command("distributed: faust-streaming risk engine worker", None),
+    "worker": Command(
+        "distributed: faust-streaming risk engine worker", "hazardwatch.commands.worker"
+    ),
     "alerts": Command(
         "alert dispatcher and ack/feedback/clear HTTP API (`alerts serve`)",
         "hazardwatch.commands.alerts",

@@ -60,6 +60,32 @@ class KafkaSettings(_Section):
 
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = "hazardwatch.v1"
+    # Fixed once the topics exist: a hazard source's partition is murmur2(source) mod this, and
+    # the worker's engine state is stored per partition.
+    partitions: int = Field(default=12, ge=1, description="partitions of topics created at start")
+    replication_factor: int = Field(default=1, ge=1, description="of topics created at start")
+
+
+class WorkerSettings(_Section):
+    """The faust worker (`hazardwatch worker`): identity, timers and rebalance timeouts."""
+
+    id: str = Field(default="", description="names the worker's spool; default: the host name")
+    tick_interval_s: float = Field(default=1.0, gt=0, description="engine timers on the wall clock")
+    # Readings reach the worker through the bridge and Kafka some 10–500 ms after their ts; the
+    # engine clock trails the wall clock by this much so that they are not judged late.
+    clock_lag_ms: int = Field(default=2000, ge=0)
+    # Enterprise colour and flood are merged from all partitions' source changes in time order,
+    # after holding each change this long for changes of other partitions that are still in flight.
+    enterprise_grace_ms: int = Field(default=2000, ge=0)
+    batch_max_records: int = Field(default=2000, gt=0)
+    batch_within_s: float = Field(default=0.05, gt=0)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+    session_timeout_s: float = Field(default=30.0, gt=0)
+    heartbeat_interval_s: float = Field(default=3.0, gt=0)
+    rebalance_timeout_s: float = Field(default=60.0, gt=0)
+    rebuild_max_records: int = Field(
+        default=500_000, ge=0, description="telemetry re-read after a snapshot on failover"
+    )
 
 
 class InfluxSettings(_Section):
@@ -114,6 +140,7 @@ class Settings(BaseSettings):
     policy: Path | None = None
     mqtt: MqttSettings = MqttSettings()
     kafka: KafkaSettings = KafkaSettings()
+    worker: WorkerSettings = WorkerSettings()
     influx: InfluxSettings = InfluxSettings()
     http: HttpSettings = HttpSettings()
     runner: RunnerSettings = RunnerSettings()

@@ -1,0 +1,503 @@
+"""The faust app of `hazardwatch worker`, built by `create_app` / `WorkerRuntime` (no global app).
+
+Agents:
+- `evaluate` on `{prefix}.telemetry`: batches of records per partition → that partition's engine;
+- `merge` on `{prefix}.source-changes`: queues source changes in their enterprise's merge.
+A timer every `worker.tick_interval_s` drives engine timers and releases enterprise changes on
+the wall clock; a task applies acknowledgements from `{prefix}.commands`.
+
+Processing guarantee: at least once, with deterministic event ids (docs/architecture.md,
+"Distributed runner"). Every batch is made durable in this order before faust may commit its
+offsets: InfluxDB lines written (or spooled to disk), output records acknowledged by Kafka, then
+the table row. faust commits only acknowledged offsets and flushes its producer (so the row)
+before committing. A crash at any point replays records whose effects are either absent or
+identical (same event ids), never missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, cast
+
+import faust
+from faust.streams import Stream
+from faust.types import TP, EventT, StreamT
+
+from alerting.commands import AckCommand
+from hazardwatch.errors import BackpressureError
+from hazardwatch.plant.model import Plant
+from hazardwatch.settings import Settings
+from stream.events import AlarmEvent, DataQualityEvent, Event, FloodEvent, event_to_json
+from stream.policy import EnginePolicy
+from stream.runners.worker.codec import EngineRow, RowError, engine_key, key_partition
+from stream.runners.worker.commands import CommandReader
+from stream.runners.worker.enterprise import EnterpriseMerge
+from stream.runners.worker.feed import SourceChange
+from stream.runners.worker.partition import PartitionEngine, Step
+from stream.runners.worker.partitioning import partition_of, sources_by_partition
+from stream.runners.worker.rebuild import committed_offsets, read_range
+from stream.runners.worker.topics import ENGINE_TABLE, ENTERPRISE_TABLE, WorkerTopics
+from stream.sinks.influx import InfluxSink
+from stream.sinks.lines import EventLines
+from stream.sinks.spool import Spool
+
+log = logging.getLogger(__name__)
+
+
+BatchHandler = Callable[[list[EventT[bytes]]], Awaitable[None]]
+
+
+def wall_ms() -> int:
+    """Epoch milliseconds of the wall clock: the only clock the worker reads."""
+    return time.time_ns() // 1_000_000
+
+
+class RoutedTable(faust.Table):  # type: ignore[type-arg]
+    """A table whose rows go to a fixed changelog partition, also when written from a timer
+    (faust's own choice needs the current stream event)."""
+
+    route: Callable[[Any], int]
+
+    def partition_for_key(self, key: Any) -> int | None:
+        """The partition our key scheme assigns to `key`."""
+        return self.route(key)
+
+
+class WorkerRuntime:
+    """Engines, enterprise merges, the InfluxDB sink and the faust app that drives them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        plant: Plant,
+        policy: EnginePolicy,
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.plant = plant
+        self.policy = policy
+        self.topics = WorkerTopics.from_settings(settings)
+        self.n_partitions = settings.kafka.partitions
+        self.worker_id = worker_id or settings.worker.id or socket.gethostname()
+        self.sources = sources_by_partition(plant, self.n_partitions)
+        self.enterprise_sources = {
+            e.id: tuple(s.id for s in plant.hazard_sources if s.enterprise == e.id)
+            for e in plant.enterprises
+        }
+        home = settings.data_dir / "worker" / self.worker_id
+        self.sink = InfluxSink(settings.influx,
+                               Spool(home / "spool", settings.runner.spool_max_bytes))  # fmt: skip
+        self.event_lines = EventLines({e.id: e.region for e in plant.enterprises})
+        self.engines: dict[int, PartitionEngine] = {}
+        self.merges: dict[str, EnterpriseMerge] = {}
+        self.assigned: set[int] = set()
+        self.ready = False  # first assignment done
+        self.rebalancing = True
+        self.backpressure = False
+        self.lag: dict[int, int] = {}
+        self.events_out = 0
+        self.counters: Counter[str] = Counter()
+        self._lock = asyncio.Lock()
+        self._commands: CommandReader | None = None
+        self._generation = 0  # bumped when the set of engines changes
+        self.app = self._build_app(home)
+
+    # -- faust wiring ---------------------------------------------------------------------------
+    def _build_app(self, home: Any) -> faust.App:
+        s, w = self.settings, self.settings.worker
+        servers = ";".join(s.kafka.bootstrap_servers.split(","))
+        app = faust.App(
+            self.topics.app_id,
+            broker=f"kafka://{servers}",
+            key_serializer="raw",
+            value_serializer="raw",
+            topic_partitions=self.n_partitions,
+            topic_replication_factor=s.kafka.replication_factor,
+            topic_allow_declare=False,
+            topic_disable_leader=True,
+            web_enabled=False,
+            autodiscover=False,
+            store="memory://",
+            datadir=str(home / "faust"),
+            consumer_auto_offset_reset="earliest",
+            broker_commit_interval=w.commit_interval_s,
+            broker_session_timeout=w.session_timeout_s,
+            broker_heartbeat_interval=w.heartbeat_interval_s,
+            broker_rebalance_timeout=w.rebalance_timeout_s,
+            producer_acks=-1,
+            processing_guarantee="at_least_once",
+        )
+        n = self.n_partitions
+        kw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
+        self.telemetry_topic = app.topic(self.topics.telemetry, partitions=n, **kw)
+        self.changes_topic = app.topic(self.topics.source_changes, partitions=n, **kw)
+        self.out_topics = {name: app.topic(name, **kw) for name in
+                           (self.topics.alarms, self.topics.risk, self.topics.alerts)}  # fmt: skip
+        self.engine_table = self._table(app, ENGINE_TABLE, _engine_partition)
+        self.enterprise_table = self._table(app, ENTERPRISE_TABLE, lambda key: partition_of(key, n))
+        w_ = self.settings.worker
+
+        async def evaluate(stream: StreamT[bytes]) -> None:
+            # StreamT (faust's interface) does not declare take_events; the object is a Stream.
+            batches = cast(Stream[bytes], stream).take_events(w_.batch_max_records,
+                                                              w_.batch_within_s)  # fmt: skip
+            async for events in batches:
+                await self._guarded(self.on_telemetry, events)
+
+        async def merge(stream: StreamT[bytes]) -> None:
+            batches = cast(Stream[bytes], stream).take_events(500, w_.batch_within_s)
+            async for events in batches:
+                await self._guarded(self.on_source_changes, events)
+
+        app.agent(self.telemetry_topic, name="evaluate")(evaluate)
+        app.agent(self.changes_topic, name="merge")(merge)
+        app.timer(w_.tick_interval_s, name="tick")(self.tick)
+        app.task(self.run_commands)
+        # faust's stubs type signal receivers as a union mypy cannot match a coroutine against.
+        app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
+        return app
+
+    async def _guarded(
+        self,
+        handle: Callable[[list[EventT[bytes]]], Awaitable[None]],
+        events: Iterable[EventT[bytes]],
+    ) -> None:
+        try:
+            await handle(list(events))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # faust acknowledges a batch even when its handler raised, and would commit it; the
+            # only way not to lose the batch is to die before the next commit and be restarted.
+            log.critical("batch handler failed; exiting so the batch is read again", exc_info=True)
+            logging.shutdown()
+            os._exit(70)
+
+    def _table(self, app: faust.App, name: str, route: Callable[[Any], int]) -> RoutedTable:
+        table = RoutedTable(app, name=name, partitions=self.n_partitions, key_type=bytes,
+                            value_type=bytes)  # fmt: skip
+        table.route = route
+        app.tables.add(table)
+        return table
+
+    # -- rebalancing ------------------------------------------------------------------------------
+    async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kw: Any) -> None:
+        # Until the new assignment is complete nothing may touch an engine whose partition may
+        # move: the timer and the commands task pause.
+        self.rebalancing = True
+
+    async def _on_rebalance_complete(
+        self, sender: Any, *args: Any, signal: Any = None, **kw: Any
+    ) -> None:
+        assignment = self.app.consumer.assignment()
+        assigned = {tp.partition for tp in assignment if tp.topic == self.topics.telemetry}
+        async with self._lock:
+            for p in set(self.engines) - assigned:
+                del self.engines[p]
+            for enterprise in [e for e in self.merges if self._partition(e) not in assigned]:
+                del self.merges[enterprise]
+            new = sorted(p for p in assigned - set(self.engines) if p in self.sources)
+            committed = await committed_offsets(
+                self.settings.kafka.bootstrap_servers,
+                self.topics.app_id,
+                self.topics.telemetry,
+                new,
+            )
+            for p in new:
+                self.engines[p] = await self._open_engine(p, committed.get(p, -1))
+            for enterprise in self.enterprise_sources:
+                if self._partition(enterprise) in assigned:
+                    self._merge_for(enterprise)
+            self.assigned = assigned
+            self._generation += 1
+            self.rebalancing = False
+            self.ready = True
+        log.info("worker %s: partitions %s, engines %s (restored %s)", self.worker_id,
+                 sorted(assigned), sorted(self.engines),
+                 sorted(p for p, e in self.engines.items() if e.restored))  # fmt: skip
+
+    def _partition(self, enterprise: str) -> int:
+        return partition_of(enterprise, self.n_partitions)
+
+    async def _open_engine(self, partition: int, committed: int) -> PartitionEngine:
+        """Restore a partition's engine and re-read what was committed after its snapshot."""
+        raw = self.engine_table.get(engine_key(partition))
+        row = None
+        if raw is not None:
+            try:
+                row = EngineRow.decode(raw)
+            except RowError as exc:
+                log.error("partition %d: unreadable engine row (%s); starting fresh",
+                          partition, exc)  # fmt: skip
+        engine = PartitionEngine(partition, self.plant, self.sources[partition], self.policy, row)
+        if engine.restored and committed > engine.offset + 1:
+            start = max(engine.offset + 1, committed - self.settings.worker.rebuild_max_records)
+            if start > engine.offset + 1:
+                log.warning("partition %d: %d records between snapshot and commit, re-reading "
+                            "the last %d", partition, committed - engine.offset - 1,
+                            committed - start)  # fmt: skip
+            engine.offset = start - 1
+            steps = []
+            async for records in read_range(
+                self.settings.kafka.bootstrap_servers,
+                self.topics.telemetry,
+                partition,
+                start,
+                committed,
+            ):
+                # Readings and their lines were written before that commit; events reappear
+                # only if the old owner died between publishing them and saving its row.
+                steps.append((engine, engine.handle(records, lines=False)))
+            self.counters["rebuilt_records"] += committed - start
+            await self._make_durable(steps)
+        return engine
+
+    def _merge_for(self, enterprise: str) -> EnterpriseMerge:
+        merge = self.merges.get(enterprise)
+        if merge is None:
+            sources = self.enterprise_sources.get(enterprise, ())
+            merge = EnterpriseMerge(enterprise, sources, self.policy)
+            raw = self.enterprise_table.get(enterprise.encode())
+            if raw is not None:
+                try:
+                    merge.restore(raw)
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.error("enterprise %s: unreadable merge row (%s)", enterprise, exc)
+            self.merges[enterprise] = merge
+        return merge
+
+    # -- agents ---------------------------------------------------------------------------------
+    async def on_telemetry(self, events: Iterable[EventT[bytes]]) -> None:
+        """One batch of telemetry records, grouped by partition, made durable before the ack."""
+        by_partition: dict[int, list[tuple[int, bytes | None]]] = {}
+        for event in events:
+            message = event.message
+            by_partition.setdefault(message.partition, []).append((message.offset, event.value))
+        async with self._lock:
+            steps = []
+            for partition, records in by_partition.items():
+                engine = self.engines.get(partition)
+                if engine is None:
+                    self.counters["records_without_engine"] += len(records)
+                    log.error(
+                        "partition %d has no engine (no hazard source hashes to it, or "
+                        "kafka.partitions differs from the bridge's topic)",
+                        partition,
+                    )
+                    continue
+                fresh = [(o, v) for o, v in records if o > engine.offset]
+                self.counters["records_seen_twice"] += len(records) - len(fresh)
+                if fresh:
+                    steps.append((engine, engine.handle(fresh)))
+            await self._make_durable(steps)
+
+    async def on_source_changes(self, events: Iterable[EventT[bytes]]) -> None:
+        """Queue source changes in their enterprise's merge; the row is saved before the ack."""
+        async with self._lock:
+            touched: set[str] = set()
+            for event in events:
+                try:
+                    change = SourceChange.from_json(event.value or b"")
+                except ValueError:
+                    self.counters["bad_source_changes"] += 1
+                    continue
+                if change.enterprise not in self.enterprise_sources:
+                    self.counters["unknown_enterprise_changes"] += 1
+                    continue
+                if self._merge_for(change.enterprise).add(change):
+                    touched.add(change.enterprise)
+                else:
+                    self.counters["source_changes_seen_twice"] += 1
+            for enterprise in touched:
+                self.enterprise_table[enterprise.encode()] = self.merges[enterprise].to_bytes()
+
+    # -- timers ----------------------------------------------------------------------------------
+    async def tick(self) -> None:
+        """Engine timers and enterprise releases on the wall clock; spool replay; lag."""
+        if self.rebalancing:
+            return
+        now = wall_ms()
+        async with self._lock:
+            self._update_lag()
+            steps = []
+            engine_now = now - self.settings.worker.clock_lag_ms
+            for partition, engine in self.engines.items():
+                # An engine with a backlog must read it first: moving its clock past the waiting
+                # readings would make them late.
+                if self.lag.get(partition, 1) == 0:
+                    step = engine.advance(engine_now)
+                    if step.changed:
+                        steps.append((engine, step))
+            await self._make_durable(steps)
+            watermark = now - self.settings.worker.enterprise_grace_ms
+            released: list[Event] = []
+            touched = []
+            for enterprise, merge in self.merges.items():
+                if merge.due(watermark):
+                    released += merge.release(watermark)
+                    touched.append(enterprise)
+            if released:
+                lines = [self.event_lines.line(e) for e in released]
+                await self._write_lines(lines)
+                await self._publish(released, [])
+            for enterprise in touched:
+                self.enterprise_table[enterprise.encode()] = self.merges[enterprise].to_bytes()
+            if not steps and not released:
+                await self._write_lines([])  # retry the spool when its backoff has passed
+
+    def _update_lag(self) -> None:
+        consumer = self.app.consumer
+        lag = {}
+        for partition, engine in self.engines.items():
+            high = consumer.highwater(TP(self.topics.telemetry, partition))
+            lag[partition] = max(0, high - engine.offset - 1) if high is not None else 1
+        self.lag = lag
+
+    # -- acknowledgements -----------------------------------------------------------------------
+    async def run_commands(self) -> None:
+        """Apply acknowledgements from the commands topic to the engines owning their tags."""
+        reader = CommandReader(self.settings.kafka.bootstrap_servers, self.topics.commands)
+        await reader.start()
+        self._commands = reader
+        generation = -1
+        try:
+            while True:
+                if self.rebalancing:
+                    await asyncio.sleep(0.2)
+                    continue
+                if generation != self._generation:
+                    async with self._lock:
+                        generation = self._generation
+                        await self._position_commands(reader)
+                records = await reader.poll(500)
+                if not records:
+                    continue
+                async with self._lock:
+                    if generation != self._generation:
+                        continue  # engines changed while polling: re-position, read again
+                    steps = []
+                    for record in records:
+                        if record.ack is None:
+                            continue
+                        steps += self._acknowledge(record.ack, record.partition, record.offset)
+                    await self._make_durable(steps)
+        finally:
+            await reader.stop()
+
+    def _acknowledge(
+        self, ack: AckCommand, partition: int, offset: int
+    ) -> list[tuple[PartitionEngine, Step]]:
+        steps = []
+        for engine in self.engines.values():
+            step = engine.acknowledge(ack, partition, offset)
+            if step is not None:
+                steps.append((engine, step))
+        if steps:
+            self.counters["acknowledgements"] += 1
+        return steps
+
+    async def _position_commands(self, reader: CommandReader) -> None:
+        """Read from the lowest offset any engine has not seen; fresh engines start at the end."""
+        ends = await reader.end_offsets()
+        positions = {}
+        for partition, end in ends.items():
+            wanted = []
+            for engine in self.engines.values():
+                engine.command_offsets.setdefault(partition, end)
+                wanted.append(engine.command_offsets[partition])
+            positions[partition] = min(wanted, default=end)
+        await reader.seek(positions)
+
+    # -- durability --------------------------------------------------------------------------------
+    async def _make_durable(self, steps: list[tuple[PartitionEngine, Step]]) -> None:
+        """InfluxDB (or spool) first, then the output topics, then the table rows."""
+        lines = [line for _, step in steps for line in step.lines]
+        await self._write_lines(lines)
+        events = [e for _, step in steps for e in step.events]
+        changes = [c for _, step in steps for c in step.changes]
+        await self._publish(events, changes)
+        for engine, step in steps:
+            if step.changed:
+                self.engine_table[engine_key(engine.partition)] = engine.row().encode()
+
+    async def _write_lines(self, lines: list[str]) -> None:
+        """Hand lines to the sink and flush; while the spool is full, hold (backpressure)."""
+        call: Callable[[], None] = lambda: self._add_and_flush(lines)  # noqa: E731
+        while True:
+            try:
+                await asyncio.to_thread(call)
+                self.backpressure = False
+                return
+            except BackpressureError as exc:
+                if not self.backpressure:
+                    log.error("InfluxDB spool full, holding telemetry: %s", exc)
+                self.backpressure = True
+                call = self.sink.flush  # the lines stay buffered in the sink: only flush again
+                await asyncio.sleep(1.0)
+
+    def _add_and_flush(self, lines: list[str]) -> None:
+        self.sink.add(lines)
+        self.sink.flush()
+
+    async def _publish(self, events: list[Event], changes: list[SourceChange]) -> None:
+        """Send events and source changes and wait until Kafka acknowledged all of them."""
+        if not events and not changes:
+            return
+        pending = []
+        topics = self.topics
+        for event in events:
+            value, key = event_to_json(event), event.enterprise.encode()
+            kind = topics.alarms if isinstance(event, AlarmEvent | DataQualityEvent | FloodEvent) \
+                else topics.risk  # fmt: skip
+            for name in (kind, topics.alerts):
+                pending.append(await self.out_topics[name].send(key=key, value=value, force=True))
+        for change in changes:
+            pending.append(await self.changes_topic.send(
+                key=change.enterprise.encode(), value=change.to_json(),
+                partition=self._partition(change.enterprise), force=True))  # fmt: skip
+        await asyncio.gather(*pending)
+        self.events_out += len(events)
+
+    # -- operations ------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """`/healthz`: assigned (after the first rebalance) and the spool not full."""
+        spool_fill = self.sink.spool.fill
+        return {
+            "ok": bool(self.ready and spool_fill < 1.0 and not self.backpressure),
+            "worker": self.worker_id,
+            "partitions": sorted(self.assigned),
+            "engines": sorted(self.engines),
+            "engines_restored": sorted(p for p, e in list(self.engines.items()) if e.restored),
+            "rebalancing": self.rebalancing,
+            "consumer_lag": sum(self.lag.values()),
+            "spool_fill": round(spool_fill, 4),
+        }
+
+    async def close(self) -> None:
+        """Flush the sink (called after faust stopped)."""
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.sink.close)
+
+
+def _engine_partition(key: Any) -> int:
+    partition = key_partition(bytes(key))
+    if partition is None:
+        raise ValueError(f"not an engine table key: {key!r}")
+    return partition
+
+
+def create_app(
+    settings: Settings, plant: Plant, policy: EnginePolicy, *, worker_id: str | None = None
+) -> faust.App:
+    """A new faust app for `hazardwatch worker`; build `WorkerRuntime(...)` instead when its
+    health, metrics or sink are needed too."""
+    return WorkerRuntime(settings, plant, policy, worker_id=worker_id).app
