@@ -1,12 +1,12 @@
 """Embedded ingest: decoded messages → hand-off, dead-letter, gateway status, then MQTT ack.
 
-`IngestService` is the consumer side of `MqttLink`: it takes batches of deliveries (already
-decoded on the network thread), hands the accepted ones to the caller (the embedded runner feeds
-the engine), publishes a dead-letter record per refused message to
-`{prefix}/deadletter/{enterprise}/{gateway}/{kind}` and waits for the broker's acknowledgement
-of those, feeds the gateway status board, and only then acknowledges the batch. If the hand-off
-raises, nothing is acknowledged and the same batch is offered again after a pause: a message is
-never acknowledged before its readings are safe.
+`IngestService` is the consumer side of `MqttLink`: it takes batches of deliveries (decoded in
+`next_batch` on the service's thread, which leaves paho's network thread only the socket), hands
+the accepted ones to the caller (the embedded runner feeds the engine), publishes a dead-letter
+record per refused message to `{prefix}/deadletter/{enterprise}/{gateway}/{kind}` and waits for
+the broker's acknowledgement of those, feeds the gateway status board, and only then
+acknowledges the batch. If the hand-off raises, nothing is acknowledged and the same batch is
+offered again after a pause: a message is never acknowledged before its readings are safe.
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ def open_ingest(
             protocol.telemetry_filter(decoder.prefix, share_group),
             protocol.status_filter(decoder.prefix, share_group),
         ),
+        hook_in_consumer=True,
     )
     link: MqttLink[Decoded] = MqttLink(settings, options, decoder.decode)
     return IngestService(link, decoder, handoff, GatewayStatusBoard(directory), on_events)

@@ -193,3 +193,59 @@ def test_shared_subscription_splits_load_without_loss(
     assert first.readings() and second.readings()  # both processes took a share
     values = sorted(v for c in (first, second) for _, _, v in c.readings())
     assert values == [float(s) for s in range(1, 201)]
+
+
+def _drain(link: MqttLink[bytes], until: Callable[[list[bytes]], bool]) -> list[bytes]:
+    got: list[bytes] = []
+    deadline = time.monotonic() + 10
+    while not until(got):
+        assert time.monotonic() < deadline, f"timed out with {len(got)} messages"
+        batch = link.next_batch(1000, 0.2)
+        got += [d.item for d in batch]
+        link.ack(batch)
+    return got
+
+
+@pytest.mark.parametrize("protocol_version", [5, 4])
+def test_batch_acks_reach_the_broker_so_nothing_is_redelivered(
+    protocol_version: int,
+    publisher: MqttLink[None],
+    mqtt_settings: MqttSettings,
+    unique_name: Callable[[str], str],
+) -> None:
+    # The PUBACKs of a batch leave as one write; the broker must take every one of them, or the
+    # persistent session would hand the messages again to the next connection.
+    settings = mqtt_settings.model_copy(update={"protocol": protocol_version})
+    topic = f"{settings.topic_prefix}/acks"
+    options = LinkOptions(unique_name("acks"), subscriptions=(topic,), hook_in_consumer=True)
+
+    def connect() -> MqttLink[bytes]:
+        link: MqttLink[bytes] = MqttLink(settings, options, lambda t, payload, r: payload)
+        link.start()
+        return link
+
+    first = connect()
+    sent = [str(i).encode() for i in range(300)]
+    publisher.publish_all([(topic, p) for p in sent])
+    assert _drain(first, lambda got: len(got) >= 300) == sent
+    first.stop()
+    publisher.publish_all([(topic, b"after")])
+    second = connect()
+    assert _drain(second, lambda got: b"after" in got) == [b"after"]
+    second.stop()
+
+
+def test_full_queue_holds_the_backlog_at_the_broker_without_loss(
+    publisher: MqttLink[None], mqtt_settings: MqttSettings, unique_name: Callable[[str], str]
+) -> None:
+    topic = f"{mqtt_settings.topic_prefix}/slow"
+    options = LinkOptions(unique_name("slow"), subscriptions=(topic,), queue_size=5)
+    link: MqttLink[bytes] = MqttLink(mqtt_settings, options, lambda t, payload, r: payload)
+    link.start()
+    sent = [str(i).encode() for i in range(200)]
+    publisher.publish_all([(topic, p) for p in sent])
+    # Nobody consumes: the network thread stops at a full queue instead of buffering 200.
+    wait_for(lambda: link.backpressure_waits >= 1)
+    assert link.pending() == 5
+    assert _drain(link, lambda got: len(got) >= 200) == sent
+    link.stop()
