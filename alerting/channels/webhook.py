@@ -71,11 +71,14 @@ def verify_webhook(
     given = lower.get(SIGNATURE_HEADER.lower())
     if stamp is None or given is None:
         raise WebhookRejectedError("missing_header")
-    try:
-        timestamp = int(stamp)
-    except ValueError:
-        raise WebhookRejectedError("bad_timestamp") from None
-    if not hmac.compare_digest(signature(secret, timestamp, body), given):
+    # ASCII digits only: int() would also accept other scripts' digits and surrounding spaces.
+    if not (stamp.isascii() and stamp.lstrip("-").isdigit()):
+        raise WebhookRejectedError("bad_timestamp")
+    timestamp = int(stamp)
+    # Bytes, not str: compare_digest raises TypeError on non-ASCII text, which would turn a
+    # forged header into a receiver error instead of a refusal.
+    expected = signature(secret, timestamp, body).encode()
+    if not hmac.compare_digest(expected, given.encode("utf-8", "surrogateescape")):
         raise WebhookRejectedError("bad_signature")
     if abs(now_s - timestamp) > window_s:
         raise WebhookRejectedError("stale_timestamp")
