@@ -82,8 +82,10 @@ ALERT_STATE_TEXT: dict[str, tuple[str, str]] = {
     "acknowledged": ("已确认", "yellow"),
     "fed_back": ("已反馈", "blue"),
     "cleared": ("已消警", "green"),
+    "updated": ("已变更等级", "text"),
 }
-"""`alert_v1.state` values (docs/influx-schema.md) → Chinese text and colour."""
+"""`alert_v1.state` values (docs/influx-schema.md) → Chinese text and colour; `updated` ends a
+colour's series when the alert moves to another colour (stream/sinks/ops_lines.py)."""
 
 AWAITING_ACK_STATES = ("raised", "reminded", "escalated")
 """Alert states in which nobody has acknowledged the warning yet."""

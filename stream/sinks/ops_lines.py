@@ -35,6 +35,9 @@ ONLINE_WINDOW_MS = 3_600_000
 """Online rates cover the last hour: long enough to smooth a reconnect, short enough that a
 trend panel shows an outage the same hour (the monthly score is computed from the trend)."""
 
+ALERT_STATES = ("raised", "reminded", "escalated", "acknowledged", "fed_back", "cleared", "updated")
+"""Every `alert_v1.state` written; the dashboards map each one to a text and a colour."""
+
 _REASON_PREFIX = "rejected_"
 
 

@@ -1,130 +1,86 @@
-"""Every panel and variable query of the exported dashboards runs on the real InfluxDB 1.8.
+"""Every panel and variable query of the exported dashboards runs on data the pipeline wrote.
 
-The database is filled through the pipeline's InfluxDB sink with one hour of the three example
-plants (`scenario_lines`: engine events through the sink's line builders), the
-Grafana template variables are resolved the way Grafana does (variable queries run in order,
-values regex-escaped, All as `.*` or an alternation), and each query must return rows with the
-columns and series the panel refers to.
+One fill for the module: `hazardwatch run` (a child process, the real embedded runner) takes
+the three example plants; windows of three shipped scenarios (converter lance leak, alarm
+flood, tank-farm toxic release — each around its first colour rise) are simulated, then
+replayed over the real Mosquitto in real time as the gateways would send them, with a few bad
+messages a misbehaving gateway would send. The runner's engine, alerting and sinks write
+InfluxDB (a database of its own); its short acknowledgement deadlines make warnings overdue and
+escalate within seconds, and one warning is acknowledged through the alerts API.
+
+Then the Grafana template variables are resolved the way Grafana does (variable queries in
+order, values regex-escaped, All as `.*` or an alternation) and each panel query must return
+rows with the columns and series the panel refers to.
+
+Real time because the engine's timers run on the wall clock: a reading older than the clock is
+late and dropped, and one more than 5 min ahead is refused, so a scenario cannot run faster than
+the clock for long; 24 s windows around the interesting minute keep the module under a minute.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
+import paho.mqtt.client as mqtt
 import pytest
+import yaml
 
+from alerting.auth import token_hash
 from dashboards.export import COMMITTED_PLANTS, build_all, plant_tags, to_model
 from hazardwatch.plant.loader import load_plant
-from hazardwatch.settings import InfluxSettings
-from hazardwatch.types import AlarmState, RiskColour, Severity
-from stream.events import AlarmEvent, DataQualityEvent, Event, RiskEvent
-from stream.sinks.influx import InfluxSink
-from stream.sinks.lines import EventLines, ReadingLines
-from stream.sinks.spool import Spool
+from hazardwatch.types import Reading, RiskColour
+from ingest.protocol import encode_batch, telemetry_topic
+from simulators.engine import Simulation
+from simulators.mqtt_replay import publish_batches
+from simulators.recording import Rejected, read_recording
+from simulators.replay import Pacer, batches, window
+from simulators.scenario import load_scenario
+from simulators.to_file import write_jsonl
 from tests.services import Endpoints
 
 pytestmark = pytest.mark.integration
 
-MINUTE_MS = 60_000
-ALL = object()  # choose "All" for a variable
-
-# Colours per enterprise, so the regulator sees three different colours (each query non-empty).
-ENTERPRISE_COLOUR = {"ZB-CHEM": RiskColour.RED, "ZZ-STEEL": RiskColour.ORANGE,
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = REPO / "examples" / "scenarios"
+WINDOW_S = 24
+LEAD_S = 8  # readings are stamped this far ahead of the wall clock: never late to the engine
+WINDOWS = {  # scenario → offset (s) of a window holding its first colour rise
+    "converter-lance-leak": 65 * 60 + 54,  # flow difference → ZZ-BOF1 orange at +66m09s
+    "alarm-flood": 60 * 60 + 3,  # pump trip: R101 pressure, temperature roc → orange
+    "tank-farm-toxic-release": 41 * 60 + 9,  # benzene TOX1 → QZ-TF1 yellow at +41m20s
+}
+COLOUR_AFTER_FILL = {"ZZ-STEEL": RiskColour.ORANGE, "ZB-CHEM": RiskColour.ORANGE,
                      "QZ-PETRO": RiskColour.YELLOW}  # fmt: skip
+ACK_ENTERPRISE = "ZB-CHEM"  # its warning is acknowledged through the alerts API
+FAST_ENTERPRISE = "ZZ-STEEL"  # 1–2 s gateways: its tags go stale first once the data stops
+TOKEN = "dashboards-test-token"
+BAD_REASONS = {"invalid_json", "unknown_gateway"}
+ALL = object()  # choose "All" for a variable
+MINUTE_MS = 60_000
+RANGE_MS = 60 * MINUTE_MS  # the dashboard time range: last hour
+INTERVAL = "10s"  # Grafana's $__interval for an hour on a typical panel width
 
 
-def _tags(pairs: dict[str, str]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(pairs.items()))
+@dataclass(frozen=True)
+class Fill:
+    """What the pipeline wrote, and where."""
 
-
-def scenario_lines(now_ms: int) -> list[str]:
-    """One hour of a plant day for the three example plants, as InfluxDB lines.
-
-    Readings, alarm, risk and data-quality points come from the pipeline's own line builders
-    (`stream.sinks.lines`) fed with engine events: readings every minute for every tag; per
-    enterprise a colour rise blue → its colour on its first hazard source, one alarm still
-    unacknowledged and one back to normal, a stale tag. Gateway status, alerts (one overdue and
-    unacknowledged, one escalated, one acknowledged) and pipeline metrics (cumulative rejection
-    counters) have no writer yet and are written here by hand, exactly per docs/influx-schema.md.
-    """
-    start = now_ms - 60 * MINUTE_MS
-    lines: list[str] = []
-    for path in COMMITTED_PLANTS:
-        plant = load_plant(path)
-        enterprise = plant.enterprises[0]
-        ent, colour = enterprise.id, ENTERPRISE_COLOUR[enterprise.id]
-        tags = plant.resolved_tags()
-        minutes = np.arange(60)
-        index = np.repeat(np.arange(len(tags), dtype=np.int32), len(minutes))
-        spans = np.array([(t.range_min, t.range_max) for t in tags]).repeat(len(minutes), axis=0)
-        fraction = np.tile(0.4 + 0.005 * minutes, len(tags))
-        lines += ReadingLines(tags).lines(
-            index,
-            np.tile(start + minutes * MINUTE_MS, len(tags)).astype(np.int64),
-            spans[:, 0] + (spans[:, 1] - spans[:, 0]) * fraction,
-            np.zeros(len(index), dtype=np.int8),
-        )
-        events: list[Event] = []
-        for i, source in enumerate(plant.hazard_sources):
-            events.append(RiskEvent(start, ent, source.id, "source", RiskColour.BLUE,
-                                    RiskColour.BLUE, Severity.NONE, False))  # fmt: skip
-            if i == 0:
-                events.append(RiskEvent(start + 20 * MINUTE_MS, ent, source.id, "source", colour,
-                                        RiskColour.BLUE, Severity.S2, False))  # fmt: skip
-        events.append(RiskEvent(start + 20 * MINUTE_MS, ent, None, "enterprise", colour,
-                                RiskColour.BLUE, Severity.S2, False))  # fmt: skip
-        first, second = tags[0], tags[1]
-        histories = [
-            (first, [AlarmState.UNACKED]),
-            (second, [AlarmState.UNACKED, AlarmState.ACKED, AlarmState.NORMAL]),
-        ]
-        for tag, states in histories:
-            for step, state in enumerate(states):
-                events.append(AlarmEvent(start + (15 + 5 * step) * MINUTE_MS, ent, tag.source,
-                                         tag.unit, tag.id, "HH", state, Severity.S2))  # fmt: skip
-        events.append(DataQualityEvent(start, ent, second.source, second.unit, second.id,
-                                       "stale", "active"))  # fmt: skip
-        lines += [EventLines({ent: enterprise.region}).line(e) for e in events]
-        for gateway in plant.gateways:
-            keys = {"enterprise": ent, "gateway": gateway.id}
-            for minute in range(0, 60, 10):
-                lines.append(
-                    f"gateway_v1,{_tags(keys)} online=1i,online_rate={0.99 + minute / 6000} "
-                    f"{start + minute * MINUTE_MS}"
-                )
-        source = plant.hazard_sources[0].id
-        steps = [  # (tier, minute, state, deadline minutes from start)
-            ("county", 20, "raised", 35),
-            ("county", 40, "escalated", 50),
-            ("city", 40, "raised", 80),
-            ("enterprise", 20, "raised", 25),
-            ("enterprise", 22, "acknowledged", 25),
-        ]
-        for tier, minute, state, deadline in steps:
-            keys = {"enterprise": ent, "source": source, "colour": str(int(colour)), "tier": tier}
-            lines.append(
-                f'alert_v1,{_tags(keys)} state="{state}",'
-                f"deadline_ms={start + deadline * MINUTE_MS}i,"
-                f'alert_id="al-{ent}-{tier}" {start + minute * MINUTE_MS}'
-            )
-    for minute in range(0, 60, 1):
-        ts = start + minute * MINUTE_MS
-        lines.append(
-            f"pipeline_v1,process=run readings_in={minute * 500}i,rejected={minute * 3}i,"
-            f"evaluated={minute * 497}i,written={minute * 497}i,spooled=0i,"
-            f"spool_fill={minute / 600} {ts}"
-        )
-        for reason, per_minute in (("unknown_tag", 2), ("not_finite", 1)):
-            lines.append(
-                f"pipeline_v1,process=run,reason={reason} rejected={minute * per_minute}i {ts}"
-            )
-    return lines
+    database: str
+    influx_url: str
+    acknowledged: str  # id of the alert acknowledged through the API
 
 
 class Influx:
@@ -141,18 +97,224 @@ class Influx:
         series: list[dict[str, Any]] = result.get("series", [])
         return series
 
+    def rows(self, q: str) -> list[dict[str, Any]]:
+        """Rows with their series tags merged in."""
+        return [
+            {**s.get("tags", {}), **dict(zip(s["columns"], values, strict=True))}
+            for s in self.query(q)
+            for values in s["values"]
+        ]
+
+
+def wait_until(
+    check: Callable[[], Any], timeout: float, what: str, why: Callable[[], str] = str
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n{why()}")
+
+
+def runner_state(metrics_url: str, db: Influx, log: Path) -> str:
+    """What to look at when the fill stalls: engine verdicts (late readings mean the runner fell
+    more than LEAD_S behind), the alert rows so far and the runner's log."""
+    metrics = httpx.get(metrics_url, timeout=5).text.splitlines()
+    verdicts = [m for m in metrics if m.startswith(("hazardwatch_engine_readings_total",
+                                                    "hazardwatch_rejected_total"))]  # fmt: skip
+    alerts = db.rows('SELECT "state", "enterprise", "colour", "tier" FROM "alert_v1"')
+    summary = sorted({(a["enterprise"], a["colour"], a["tier"], a["state"]) for a in alerts})
+    return "\n".join([*verdicts, f"alert_v1: {summary}", log.read_text()[-2000:]])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def merged_plant(path: Path) -> None:
+    """The three example plants as one plant file (one runner for a small region)."""
+    docs = [yaml.safe_load((REPO / p).read_text("utf-8")) for p in COMMITTED_PLANTS]
+    merged: dict[str, Any] = {"version": 1, "defaults": {}}
+    for key in ("enterprises", "gateways", "hazard_sources"):
+        merged[key] = [item for doc in docs for item in doc[key]]
+    for doc in docs:  # each plant's defaults concern quantities only it has (co_ppm, level)
+        merged["defaults"].update(doc.get("defaults", {}))
+    path.write_text(yaml.safe_dump(merged, allow_unicode=True), "utf-8")
+
+
+def policy(path: Path) -> None:
+    """The example risk policy; routing with deadlines of seconds so warnings go overdue and
+    escalate during the test, and colours told to fewer tiers so there is room to escalate."""
+    risk = yaml.safe_load((REPO / "examples" / "policy.yaml").read_text("utf-8"))["risk"]
+    quick = {"ack_s": 3, "feedback_s": 600, "escalate_after_s": 2}
+    routing = {
+        "tiers": {
+            "yellow": ["enterprise", "county"],
+            "orange": ["enterprise", "county", "city"],
+            "red": ["enterprise", "county", "city"],
+        },
+        "deadlines": {"yellow": quick, "orange": quick, "red": quick},
+    }
+    path.write_text(yaml.safe_dump({"risk": risk, "routing": routing}), "utf-8")
+
+
+def scenario_readings(work: Path, t0_ms: int) -> list[Reading]:
+    """Each scenario's window, simulated with its start moved so the window begins at t0."""
+    found: list[Reading] = []
+    for name, offset_s in WINDOWS.items():
+        scenario, plant_path = load_scenario(SCENARIOS / f"{name}.yaml")
+        start = datetime.fromtimestamp(t0_ms / 1000 - offset_s, tz=UTC)
+        scenario = scenario.model_validate(
+            {
+                **scenario.model_dump(by_alias=True),
+                "start": start,
+                "duration": offset_s + WINDOW_S + 60,
+            }
+        )
+        recording = work / f"{name}.jsonl"
+        with recording.open("wb") as stream:
+            write_jsonl(Simulation(load_plant(plant_path), scenario), stream)
+        rejected = Rejected()
+        found += window(read_recording(recording, rejected), t0_ms, t0_ms + WINDOW_S * 1000)
+        assert rejected.count == 0, rejected.examples
+    return sorted(found, key=lambda r: (r.ts_ms, r.gw or "", r.tag))
+
+
+def publish_bad_messages(endpoints: Endpoints, prefix: str, gateway: str) -> None:
+    """What a misbehaving gateway sends: broken JSON, and a gateway nobody registered."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.connect(endpoints.mqtt_host, endpoints.mqtt_port)
+    client.loop_start()
+    now = int(time.time() * 1000)
+    stranger = encode_batch("GW-STRANGER", 1, now, [("X-1", now, 1.0, 0)])
+    for topic, payload in (
+        (telemetry_topic(prefix, ACK_ENTERPRISE, gateway), b'{"v": 1, "points": ['),
+        (telemetry_topic(prefix, ACK_ENTERPRISE, "GW-STRANGER"), stranger),
+    ):
+        client.publish(topic, payload, qos=1).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def start_runner(env: dict[str, str], tokens: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hazardwatch.cli", "run", "--tokens", str(tokens)],
+            env=env, stdout=handle, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def healthy() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"runner exited {proc.returncode}\n{log.read_text()[-3000:]}")
+        try:
+            url = f"http://127.0.0.1:{env['HAZARDWATCH_HTTP__PORT']}/healthz"
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(healthy, 30, "runner health")
+    return proc
+
+
+def acknowledge_warning(api: str) -> str:
+    """Acknowledge ACK_ENTERPRISE's colour warning as its control room; returns the alert id."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    def warning() -> str | None:
+        alerts = httpx.get(f"{api}/api/v1/alerts", headers=headers, timeout=5).json()["alerts"]
+        return next((a["id"] for a in alerts if a["kind"] == "risk"), None)
+
+    alert_id: str = wait_until(warning, 30, f"{ACK_ENTERPRISE} warning in the alerts API")
+    response = httpx.post(f"{api}/api/v1/alerts/{alert_id}/ack", headers=headers, timeout=5)
+    assert response.status_code == 200, response.text
+    return alert_id
+
+
+@pytest.fixture(scope="module")
+def filled(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fill]:
+    """Scenarios through MQTT, `hazardwatch run` and its sinks into a fresh InfluxDB database."""
+    work = tmp_path_factory.mktemp("dashboards")
+    tag = uuid.uuid4().hex[:8]
+    database, prefix = f"hwdash_{tag}", f"test/dash_{tag}"
+    merged_plant(work / "plant.yaml")
+    policy(work / "policy.yaml")
+    tokens = {"tokens": [{"user": "zb.control", "tier": "enterprise", "area": ACK_ENTERPRISE,
+                          "sha256": token_hash(TOKEN)}]}  # fmt: skip
+    (work / "tokens.yaml").write_text(yaml.safe_dump(tokens), "utf-8")
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "HAZARDWATCH_PLANT": str(work / "plant.yaml"),
+        "HAZARDWATCH_POLICY": str(work / "policy.yaml"),
+        "HAZARDWATCH_DATA_DIR": str(work / "data"),
+        "HAZARDWATCH_MQTT__URL": f"mqtt://{endpoints.mqtt_host}:{endpoints.mqtt_port}",
+        "HAZARDWATCH_MQTT__TOPIC_PREFIX": prefix,
+        "HAZARDWATCH_MQTT__CLIENT_ID": f"runner-dash-{tag}",
+        "HAZARDWATCH_INFLUX__URL": endpoints.influx_url,
+        "HAZARDWATCH_INFLUX__DATABASE": database,
+        "HAZARDWATCH_HTTP__PORT": str(free_port()),
+        "HAZARDWATCH_HTTP__API_PORT": str(api_port),
+    }
+    plant = load_plant(work / "plant.yaml")
+    gateway_of = {t: (g.enterprise, g.id) for g in plant.gateways for t in g.tags}
+    runner = start_runner(env, work / "tokens.yaml", work / "runner.log")
+    client = httpx.Client(base_url=endpoints.influx_url, timeout=30)
+    try:
+        t0_ms = (int(time.time()) + LEAD_S + 3) * 1000  # the simulations take about 2 s
+        readings = scenario_readings(work, t0_ms)
+        chemical_gateway = next(g.id for g in plant.gateways if g.enterprise == ACK_ENTERPRISE)
+        publish_bad_messages(endpoints, prefix, chemical_gateway)
+        stream = batches(readings, prefix, lambda r: gateway_of[r.tag])
+        sent, _ = publish_batches(
+            f"mqtt://{endpoints.mqtt_host}:{endpoints.mqtt_port}", prefix, stream,
+            Pacer(1.0, time.monotonic, time.sleep),
+        )  # fmt: skip
+        assert sent == len(readings)
+        db = Influx(client, database)
+        metrics_url = f"http://127.0.0.1:{env['HAZARDWATCH_HTTP__PORT']}/metrics"
+
+        def why() -> str:
+            return runner_state(metrics_url, db, work / "runner.log")
+
+        wait_until(  # reminder, then one tier up per alerting tick (5 s) to the province
+            lambda: {r["enterprise"] for r in db.rows(
+                "SELECT \"alert_id\", \"enterprise\" FROM \"alert_v1\" "
+                "WHERE \"state\" = 'escalated' "
+                "AND \"tier\" = 'province'")} == set(COLOUR_AFTER_FILL),
+            40, "escalations up to the province at every enterprise", why,
+        )  # fmt: skip
+        acknowledged = acknowledge_warning(f"http://127.0.0.1:{api_port}")
+        wait_until(
+            lambda: db.rows(f"SELECT \"state\" FROM \"alert_v1\" WHERE \"alert_id\" = "
+                            f"'{acknowledged}' AND \"state\" = 'acknowledged'"),
+            15, "acknowledged rows", why,
+        )  # fmt: skip
+        wait_until(  # 3 × the 1 s crane interval after the last reading
+            lambda: db.rows(f"SELECT \"active\" FROM \"data_quality_v1\" WHERE \"enterprise\" = "
+                            f"'{FAST_ENTERPRISE}' AND \"condition\" = 'stale'"),
+            40, "stale tags", why,
+        )  # fmt: skip
+        wait_until(
+            lambda: len(db.rows("SELECT \"rejected\" FROM \"pipeline_v1\" "
+                                "WHERE \"reason\" = 'invalid_json'")) >= 2,
+            25, "two pipeline snapshots", why,
+        )  # fmt: skip
+        yield Fill(database, endpoints.influx_url, acknowledged)
+    finally:
+        runner.send_signal(signal.SIGTERM)
+        runner.wait(timeout=30)
+        client.post("/query", params={"q": f'DROP DATABASE "{database}"'})
+        client.close()
+
 
 @pytest.fixture
-def influx(endpoints: Endpoints, influx_database: str, tmp_path: Path) -> Iterator[Influx]:
-    """The test database filled with the scenario through the pipeline's InfluxDB sink."""
-    settings = InfluxSettings(url=endpoints.influx_url, database=influx_database)
-    sink = InfluxSink(settings, Spool(tmp_path / "spool"))
-    lines = scenario_lines(int(time.time() * 1000))
-    sink.add(lines)
-    sink.close()
-    assert (sink.stats.written, sink.stats.rejected, sink.stats.spooled) == (len(lines), 0, 0)
-    with httpx.Client(base_url=endpoints.influx_url, timeout=30) as client:
-        yield Influx(client, influx_database)
+def influx(filled: Fill) -> Iterator[Influx]:
+    with httpx.Client(base_url=filled.influx_url, timeout=30) as client:
+        yield Influx(client, filled.database)
 
 
 _GRAFANA_REGEX_SPECIALS = re.compile(r"([\\^$.|?*+()\[\]{}/])")
@@ -166,9 +328,9 @@ def _escape(value: str) -> str:
 def substitute(query: str, values: dict[str, str], now_ms: int) -> str:
     """Render Grafana's variables into an InfluxQL query the way the datasource does."""
     builtins = {
-        "timeFilter": f"time >= {now_ms - 6 * 60 * MINUTE_MS}ms and time <= {now_ms}ms",
-        "__interval": "1m",
-        "__from": str(now_ms - 6 * 60 * MINUTE_MS),
+        "timeFilter": f"time >= {now_ms - RANGE_MS}ms and time <= {now_ms}ms",
+        "__interval": INTERVAL,
+        "__from": str(now_ms - RANGE_MS),
         "__to": str(now_ms),
     }
 
@@ -182,7 +344,7 @@ def substitute(query: str, values: dict[str, str], now_ms: int) -> str:
 
 
 def resolve_variables(
-    model: dict[str, Any], db: Influx, choices: dict[str, object], now_ms: int
+    model: dict[str, Any], db: Influx, choices: Mapping[str, object], now_ms: int
 ) -> dict[str, str]:
     """Run each variable's query in order and render the chosen value (or All)."""
     values: dict[str, str] = {}
@@ -233,8 +395,23 @@ CHOICES: dict[str, list[dict[str, object]]] = {
     "hw-control-room": [{"enterprise": "ZZ-STEEL"}, {"enterprise": "QZ-PETRO"}],
     "hw-source-detail": [{"enterprise": "ZZ-STEEL", "source": "ZZ-BOF1"}],
     "hw-regulator": [{}, {"province": "410000", "city": "410100", "county": "410102"}],
-    "hw-data-quality": [{}, {"enterprise": "ZB-CHEM"}],
+    "hw-data-quality": [{}, {"enterprise": FAST_ENTERPRISE}],
 }
+
+
+def models() -> dict[str, dict[str, Any]]:
+    return {m["uid"]: m for m in map(to_model, build_all(plant_tags(COMMITTED_PLANTS)))}
+
+
+def panel_series(
+    db: Influx, uid: str, title: str, choice: Mapping[str, object]
+) -> list[dict[str, Any]]:
+    """The rows InfluxDB returns for a panel's first query under the given variable choice."""
+    now_ms = int(time.time() * 1000)
+    model = models()[uid]
+    values = resolve_variables(model, db, choice, now_ms)
+    panel = next(p for p in model["panels"] if p["title"] == title)
+    return db.query(substitute(panel["targets"][0]["query"], values, now_ms))
 
 
 def _panel_field_names(panel: dict[str, Any]) -> list[str]:
@@ -276,8 +453,7 @@ def test_every_panel_query_returns_the_columns_it_shows(
     influx: Influx, uid: str, choice: int
 ) -> None:
     now_ms = int(time.time() * 1000)
-    models = {m["uid"]: m for m in map(to_model, build_all(plant_tags(COMMITTED_PLANTS)))}
-    model = models[uid]
+    model = models()[uid]
     values = resolve_variables(model, influx, CHOICES[uid][choice], now_ms)
     checked = 0
     for panel in model["panels"]:
@@ -288,20 +464,60 @@ def test_every_panel_query_returns_the_columns_it_shows(
     assert checked == sum(len(p["targets"]) for p in model["panels"]) > 0
 
 
+def test_regulator_sees_the_colours_the_scenarios_reached(influx: Influx) -> None:
+    series = panel_series(influx, "hw-regulator", "辖区企业风险等级", {})
+    assert {s["tags"]["enterprise"]: s["values"][0][1] for s in series} == {
+        enterprise: int(colour) for enterprise, colour in COLOUR_AFTER_FILL.items()
+    }
+
+
 def test_region_filters_enterprises_out(influx: Influx) -> None:
     """A county regulator sees only its county's enterprise and alerts."""
-    now_ms = int(time.time() * 1000)
-    model = to_model(build_all(plant_tags(COMMITTED_PLANTS))[2])
-    values = resolve_variables(
-        model, influx, {"province": "350000", "city": "350500", "county": "350521"}, now_ms
-    )
-    colours = next(p for p in model["panels"] if p["title"] == "辖区企业风险等级")
-    series = influx.query(substitute(colours["targets"][0]["query"], values, now_ms))
+    county = {"province": "350000", "city": "350500", "county": "350521"}
+    series = panel_series(influx, "hw-regulator", "辖区企业风险等级", county)
     assert [(s["tags"]["enterprise"], s["values"][0][1]) for s in series] == [
         ("QZ-PETRO", int(RiskColour.YELLOW))
     ]
-    overdue = next(p for p in model["panels"] if p["title"] == "超期未确认预警")
-    series = influx.query(substitute(overdue["targets"][0]["query"], values, now_ms))
-    assert {(s["tags"]["enterprise"], s["tags"]["tier"]) for s in series} == {
-        ("QZ-PETRO", "county")
-    }
+    for title in ("超期未确认预警", "升级预警"):
+        series = panel_series(influx, "hw-regulator", title, county)
+        assert {s["tags"]["enterprise"] for s in series} == {"QZ-PETRO"}, title
+
+
+def test_escalation_climbs_the_tiers_and_is_overdue(influx: Influx) -> None:
+    """The yellow warning told the enterprise and county goes up to the province, one tier a
+    step, and every tier's row is past its deadline."""
+    county = {"province": "350000", "city": "350500", "county": "350521"}
+    series = panel_series(influx, "hw-regulator", "升级预警", county)
+    assert {s["tags"]["tier"] for s in series} == {"city", "province"}
+    assert {s["tags"]["colour"] for s in series} == {"yellow"}
+    overdue = panel_series(influx, "hw-regulator", "超期未确认预警", county)
+    assert {s["tags"]["tier"] for s in overdue} == {"enterprise", "county", "city", "province"}
+    now_ms = int(time.time() * 1000)
+    for s in overdue:
+        deadline = s["columns"].index("deadline_ms")
+        assert all(row[deadline] < now_ms for row in s["values"])
+
+
+def test_acknowledged_warning_leaves_the_awaiting_panel(influx: Influx, filled: Fill) -> None:
+    steel = panel_series(influx, "hw-control-room", "待确认预警", {"enterprise": "ZZ-STEEL"})
+    assert steel  # nobody acknowledged the steel works' warning
+    awaiting = panel_series(influx, "hw-control-room", "待确认预警", {"enterprise": ACK_ENTERPRISE})
+    ids = {row[s["columns"].index("alert_id")] for s in awaiting for row in s["values"]}
+    assert filled.acknowledged not in ids
+    told = influx.rows(f"SELECT \"state\", \"tier\" FROM \"alert_v1\" WHERE \"alert_id\" = "
+                       f"'{filled.acknowledged}'")  # fmt: skip
+    tiers = {r["tier"] for r in told}
+    assert {r["tier"] for r in told if r["state"] == "acknowledged"} == tiers
+    assert tiers == {"enterprise", "county", "city", "province"}  # orange, then escalated
+
+
+def test_data_quality_shows_rejections_and_stale_tags(influx: Influx) -> None:
+    rejected = panel_series(influx, "hw-data-quality", "拒收消息(按原因)", {})
+    assert {s["tags"]["reason"] for s in rejected} == BAD_REASONS
+    assert {s["tags"]["process"] for s in rejected} == {"run"}
+    failed = panel_series(influx, "hw-data-quality", "失效监测点", {"enterprise": FAST_ENTERPRISE})
+    assert {s["tags"]["enterprise"] for s in failed} == {FAST_ENTERPRISE}
+    assert "stale" in {s["tags"]["condition"] for s in failed}
+    rates = panel_series(influx, "hw-data-quality", "网关在线率趋势", {})
+    plant_gateways = {g.id for p in COMMITTED_PLANTS for g in load_plant(REPO / p).gateways}
+    assert {s["tags"]["gateway"] for s in rates} == plant_gateways

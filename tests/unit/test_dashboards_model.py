@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from dashboards.colours import GRAFANA_COLOUR
+from dashboards.colours import ALERT_STATE_TEXT, AWAITING_ACK_STATES, GRAFANA_COLOUR
 from dashboards.export import COMMITTED_PLANTS, FILE_NAMES, build_all, plant_tags, rendered
 from dashboards.influxql import DATASOURCE_UID
 from hazardwatch.types import RiskColour
+from stream.sinks.ops_lines import ALERT_STATES
 
 REPO = Path(__file__).resolve().parents[2]
 JSON_DIR = REPO / "dashboards" / "json"
@@ -159,6 +160,17 @@ def test_colour_mappings_match_risk_colour(models: list[dict[str, Any]]) -> None
     assert colour_panels >= 6
     timelines = [p for m in models for p in _panels(m) if p["type"] == "state-timeline"]
     assert any(_risk_mapping(p) for p in timelines)
+
+
+def test_alert_states_written_are_the_states_mapped(models: list[dict[str, Any]]) -> None:
+    assert set(ALERT_STATE_TEXT) == set(ALERT_STATES)
+    assert set(AWAITING_ACK_STATES) <= set(ALERT_STATES) - {"acknowledged", "cleared", "updated"}
+    control_room = next(m for m in models if m["uid"] == "hw-control-room")
+    awaiting = next(p for p in _panels(control_room) if p["title"] == "待确认预警")
+    state = next(o for o in awaiting["fieldConfig"]["overrides"]
+                 if o["matcher"]["options"] == "state")  # fmt: skip
+    mapping = next(p["value"] for p in state["properties"] if p["id"] == "mappings")
+    assert set(mapping[0]["options"]) == set(ALERT_STATES)
 
 
 def test_limit_lines_come_from_the_plant(models: list[dict[str, Any]]) -> None:
