@@ -104,7 +104,10 @@ class Dispatcher:
         if verdict.outcome == "retry" and attempt < delivery.max_attempts:
             wait = backoff_s(attempt, delivery.backoff_initial_s, delivery.backoff_max_s,
                              delivery.jitter, self.rand)  # fmt: skip
-            wait = max(wait, verdict.retry_after_s or 0.0)
+            # Retry-After is honoured up to backoff_max_s: a receiver must not hold a warning
+            # back for hours; the attempt budget then dead-letters it to the next tier.
+            asked = min(verdict.retry_after_s or 0.0, delivery.backoff_max_s)
+            wait = max(wait, asked)
             self.outbox.failed(item.id, now, "retry", verdict.detail, latency,
                                now + int(wait * 1000))  # fmt: skip
             return

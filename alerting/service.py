@@ -9,6 +9,7 @@ loses nothing and a replayed event sends nothing twice.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -24,6 +25,8 @@ from alerting.planner import event_group, targets_for
 from alerting.policy import RoutingPolicy
 from alerting.routing import EnterpriseArea
 from hazardwatch.plant.model import Plant
+
+log = logging.getLogger(__name__)
 
 
 def areas_from_plant(plant: Plant) -> dict[str, EnterpriseArea]:
@@ -139,8 +142,12 @@ class AlertService:
         with self._lock:
             intent = self.book.delivery_failure(item.alert, item.recipient, item.tier, reason,
                                                 now_ms)  # fmt: skip
-            if intent is not None:
-                self._commit([intent], now_ms, exclude=(item.recipient,))
+            if intent is not None and not self._commit([intent], now_ms,
+                                                       exclude=(item.recipient,)):  # fmt: skip
+                # Nobody above (or beside, at the province) to tell: count it for /healthz.
+                self.book.count("delivery_failure_unrouted")
+                log.warning("dead letter %s: no recipient left for the delivery-failure notice",
+                            item.key)  # fmt: skip
 
     # -- user actions ---------------------------------------------------------------------------
     def visible(self, actor: Actor, alert: Alert) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Literal
 
 Outcome = Literal["delivered", "retry", "permanent"]
@@ -36,13 +38,32 @@ class Verdict:
     retry_after_s: float | None = None
 
 
-def retry_after(headers: dict[str, str]) -> float | None:
-    """Seconds from a `Retry-After: <seconds>` header; None if absent or a date."""
-    value = headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
+def _http_date(value: str | None) -> datetime | None:
+    if not value:
         return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds a `Retry-After` header asks for (RFC 9110: delay-seconds or an HTTP-date).
+
+    A date is read against the response's own `Date` header, so the sender's clock does not
+    matter; None when absent, unreadable, or a date without a `Date` header.
+    """
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    until, sent = _http_date(value), _http_date(headers.get("date"))
+    if until is None or sent is None:
+        return None
+    return max(0.0, (until - sent).total_seconds())
 
 
 def classify_status(response: HttpResponse) -> Verdict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
@@ -98,28 +99,36 @@ def _hmac256(key: bytes, text: str) -> bytes:
     return hmac.new(key, text.encode(), hashlib.sha256).digest()
 
 
-def tencent_authorization(
-    secret_id: str, secret_key: str, host: str, action: str, body: bytes, now_s: int
+TC3_SIGNED_HEADERS = ("content-type", "host", "x-tc-action")
+
+
+def tc3_authorization(
+    secret_id: str,
+    secret_key: str,
+    service: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    now_s: int,
+    signed: tuple[str, ...] = TC3_SIGNED_HEADERS,
 ) -> str:
-    """The TC3-HMAC-SHA256 `Authorization` header of a JSON POST to `/`."""
-    date = datetime.fromtimestamp(now_s, UTC).strftime("%Y-%m-%d")
-    signed_headers = "content-type;host;x-tc-action"
+    """The TC3-HMAC-SHA256 `Authorization` header of a POST to `/` (Tencent Cloud API 3.0).
+
+    `signed` names the headers taken into the canonical request (lower-case names and values,
+    sorted); `service` is the product (`sms`) and `now_s` the `X-TC-Timestamp`.
+    """
+    lower = {k.lower(): v.strip().lower() for k, v in headers.items()}
+    names = sorted(signed)
+    canonical_headers = "".join(f"{name}:{lower[name]}\n" for name in names)
+    signed_headers = ";".join(names)
     canonical = "\n".join(
-        [
-            "POST",
-            "/",
-            "",
-            f"content-type:application/json; charset=utf-8\nhost:{host}\n"
-            f"x-tc-action:{action.lower()}\n",
-            signed_headers,
-            hashlib.sha256(body).hexdigest(),
-        ]
+        ["POST", "/", "", canonical_headers, signed_headers, hashlib.sha256(body).hexdigest()]
     )
-    scope = f"{date}/sms/tc3_request"
+    date = datetime.fromtimestamp(now_s, UTC).strftime("%Y-%m-%d")
+    scope = f"{date}/{service}/tc3_request"
     to_sign = "\n".join(
         ["TC3-HMAC-SHA256", str(now_s), scope, hashlib.sha256(canonical.encode()).hexdigest()]
     )
-    key = _hmac256(_hmac256(_hmac256(f"TC3{secret_key}".encode(), date), "sms"), "tc3_request")
+    key = _hmac256(_hmac256(_hmac256(f"TC3{secret_key}".encode(), date), service), "tc3_request")
     sig = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     return (
         f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, "
@@ -151,10 +160,10 @@ def tencent_request(
         "X-TC-Timestamp": str(now_s),
         "X-TC-Version": "2021-01-11",
         "X-TC-Region": provider.region,
-        "Authorization": tencent_authorization(
-            provider.secret_id, secret_key, host, "SendSms", body, now_s
-        ),
     }
+    headers["Authorization"] = tc3_authorization(
+        provider.secret_id, secret_key, "sms", headers, body, now_s
+    )
     return HttpRequest("POST", provider.endpoint, headers, body)
 
 
