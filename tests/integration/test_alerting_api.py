@@ -29,11 +29,15 @@ AREAS = {
 }
 USERS = {
     "control": ("wang", Tier.ENTERPRISE, "QZ-PETRO"),
+    "jj-control": ("xu", Tier.ENTERPRISE, "JJ-CHEM"),
     "huian": ("li", Tier.COUNTY, "350521"),
     "jinjiang": ("lin", Tier.COUNTY, "350582"),
     "city": ("chen", Tier.CITY, "350500"),
+    "xiamen": ("ye", Tier.CITY, "350200"),
     "province": ("zhao", Tier.PROVINCE, "350000"),
+    "guangdong": ("liang", Tier.PROVINCE, "440000"),
 }
+SEES_QZ = {"control", "huian", "city", "province"}  # Huian county, Quanzhou, Fujian
 
 
 @pytest.fixture
@@ -61,23 +65,56 @@ BODIES: dict[str, Any] = {
 
 
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.auth], ids=lambda r: r.name)
-async def test_every_route_needs_a_token_and_respects_scope(
+async def test_every_route_refuses_a_missing_or_unknown_token(
+    client: tuple[TestClient[Any, Any], AlertService], route: Any
+) -> None:
+    http, service = client
+    before = len(service.book.alerts["A-q1"].history)
+    path = route.path.replace("{id}", "A-q1")
+    for headers in ({}, auth("stolen"), {"Authorization": "Basic huian"},
+                    {"Authorization": "Bearer "}):  # fmt: skip
+        response = await http.request(route.method, path, headers=headers,
+                                      json=BODIES.get(route.name, {}))  # fmt: skip
+        assert response.status == 401
+        assert (await response.json())["error"] == "unauthorized"
+    assert len(service.book.alerts["A-q1"].history) == before  # nothing happened
+
+
+@pytest.mark.parametrize("user", list(USERS))
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.auth], ids=lambda r: r.name)
+async def test_every_route_respects_tier_and_region_scope(
+    client: tuple[TestClient[Any, Any], AlertService], route: Any, user: str
+) -> None:
+    http, service = client
+    alert = service.book.alerts["A-q1"]  # QZ-PETRO, Huian county, Quanzhou city, Fujian
+    before = len(alert.history)
+    path = route.path.replace("{id}", "A-q1")
+    response = await http.request(route.method, path, headers=auth(user),
+                                  json=BODIES.get(route.name, {}))  # fmt: skip
+    if "{id}" not in route.path:
+        listed = {a["id"] for a in (await response.json())["alerts"]}
+        assert ("A-q1" in listed) == (user in SEES_QZ)
+        return
+    if user not in SEES_QZ:
+        assert response.status == 404  # out of scope looks exactly like an unknown alert
+        assert (await response.json())["error"] == "not_found"
+        assert len(alert.history) == before  # and changed nothing
+    else:
+        # in scope: done, or refused by the life-cycle (not normal yet, needs the regulator)
+        assert response.status in (200, 409), await response.text()
+    unknown = await http.request(route.method, route.path.replace("{id}", "A-nope"),
+                                 headers=auth(user), json=BODIES.get(route.name, {}))  # fmt: skip
+    assert unknown.status == 404
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if not r.auth], ids=lambda r: r.name)
+async def test_open_routes_need_no_token_and_show_no_alerts(
     client: tuple[TestClient[Any, Any], AlertService], route: Any
 ) -> None:
     http, _service = client
-    path = route.path.replace("{id}", "A-q1")
-    body = BODIES.get(route.name, {})
-    for headers in ({}, auth("stolen"), {"Authorization": "Basic huian"}):
-        response = await http.request(route.method, path, headers=headers, json=body)
-        assert response.status == 401
-    response = await http.request(route.method, path, headers=auth("jinjiang"), json=body)
-    if "{id}" in route.path:
-        assert response.status == 404  # Jinjiang's county cannot see or touch Huian's alert
-    else:
-        ids = [a["id"] for a in (await response.json())["alerts"]]
-        assert ids == ["A-j1"]
-    response = await http.request(route.method, path, headers=auth("huian"), json=body)
-    assert response.status in (200, 409), await response.text()
+    response = await http.request(route.method, route.path)
+    assert response.status == 200
+    assert "A-q1" not in await response.text()  # health and the document leak no alert ids
 
 
 async def test_scopes_widen_with_tier(client: tuple[TestClient[Any, Any], AlertService]) -> None:
@@ -86,8 +123,9 @@ async def test_scopes_widen_with_tier(client: tuple[TestClient[Any, Any], AlertS
     for name in USERS:
         response = await http.get("/api/v1/alerts", headers=auth(name))
         seen[name] = sorted(a["id"] for a in (await response.json())["alerts"])
-    assert seen == {"control": ["A-q1"], "huian": ["A-q1"], "jinjiang": ["A-j1"],
-                    "city": ["A-j1", "A-q1"], "province": ["A-j1", "A-q1"]}  # fmt: skip
+    assert seen == {"control": ["A-q1"], "jj-control": ["A-j1"], "huian": ["A-q1"],
+                    "jinjiang": ["A-j1"], "city": ["A-j1", "A-q1"], "xiamen": [],
+                    "province": ["A-j1", "A-q1"], "guangdong": []}  # fmt: skip
 
 
 async def test_closed_loop_over_http(client: tuple[TestClient[Any, Any], AlertService]) -> None:

@@ -222,3 +222,38 @@ def test_state_survives_restart(tmp_path: Path, service: AlertService, clock: Cl
     assert again.tick() > 0  # only the overdue-feedback reminder: acknowledged already
     assert {n["key"].split("/")[0].split(":")[1] for n in again.outbox.notifications()
             if ":" in n["key"].split("/")[0]} == {"feedback_overdue"}  # fmt: skip
+
+
+def test_colour_fall_updates_every_tier_told_and_keeps_the_acknowledgement(
+    service: AlertService, clock: Clock
+) -> None:
+    service.handle(risk("r1", "red", T0))
+    [alert] = service.book.active()
+    service.acknowledge(alert.id, COUNTY)
+    clock.ms = T0 + 5 * MIN
+    service.handle(risk("r2", "orange", T0 + 5 * MIN))
+    assert alert.colour.label == "orange" and alert.max_colour.label == "red"
+    assert alert.acknowledged and alert.ack_due_ms == T0 + 15 * MIN  # a fall needs no new ack
+    updates = [n for n in service.outbox.notifications() if n["key"].startswith("r2/")]
+    assert {Tier(n["tier"]).label for n in updates} == {"enterprise", "county", "city", "province"}
+    # the province was told of the red warning, so it hears that it fell too
+    clock.ms = T0 + 60 * MIN
+    service.tick()
+    assert "reminder" not in tiers_told(service)  # still acknowledged: no reminder
+
+
+def test_shelved_alert_is_not_reminded_until_the_shelve_expires(
+    service: AlertService, clock: Clock
+) -> None:
+    service.handle(risk("r1", "yellow", T0))
+    [alert] = service.book.active()
+    service.shelve(alert.id, COUNTY, T0 + 2 * 60 * MIN, "检修中，已派人现场处置")
+    clock.ms = T0 + 61 * MIN  # past the one-hour acknowledge deadline, but shelved
+    assert service.tick() == 0
+    clock.ms = T0 + 2 * 60 * MIN  # the shelve runs out: the missed deadline counts again
+    assert service.tick() > 0
+    assert tiers_told(service)["reminder"] == {"enterprise", "county"}
+    assert [h["action"] for h in alert.history][-2:] == ["unshelve", "reminder"]
+    with pytest.raises(LifecycleError) as refused:
+        service.shelve(alert.id, COUNTY, clock.ms, "")
+    assert refused.value.code == "bad_expiry"

@@ -10,9 +10,9 @@ import pytest
 from alerting.events import parse_event
 from alerting.lifecycle import AlertBook
 from alerting.matchers import parse_matcher
-from alerting.planner import plan_event
+from alerting.planner import Planned, plan_event
 from alerting.policy import RoutingPolicy, load_routing, routing_from_mapping
-from alerting.routing import EnterpriseArea, route_targets, tiers_for
+from alerting.routing import EnterpriseArea, next_tier, route_targets, tiers_for
 from alerting.samples import sample_routing, sample_routing_yaml
 from hazardwatch.cli import main
 from hazardwatch.plant.loader import ConfigFileError
@@ -173,3 +173,68 @@ def test_routes_test_command_prints_recipients_and_deadlines(
     assert {r["feedback_by"] for r in rows} == {"01-01 09:00"}
     assert main(["routes", "test", "--policy", str(path), "--event", "{}", "--region",
                  "350521"]) == 1  # fmt: skip
+
+
+# colour → tier → (recipient, channel types) for an enterprise in Huian county, Quanzhou, Fujian
+ROUTING_TABLE: dict[str, dict[Tier, dict[str, set[str]]]] = {
+    "blue": {Tier.ENTERPRISE: {"qz-control-room": {"webhook"}}},  # alarm notice: no SMS
+    "yellow": {
+        Tier.ENTERPRISE: {"qz-control-room": {"webhook", "sms"}},
+        Tier.COUNTY: {"huian-safety": {"webhook", "sms", "command_platform"}},
+    },
+    "orange": {
+        Tier.ENTERPRISE: {"qz-control-room": {"webhook", "sms"}},
+        Tier.COUNTY: {"huian-safety": {"webhook", "sms", "command_platform"}},
+        Tier.CITY: {"quanzhou-safety": {"webhook", "sms"}},
+    },
+    "red": {
+        Tier.ENTERPRISE: {"qz-control-room": {"webhook", "sms"}},
+        Tier.COUNTY: {"huian-safety": {"webhook", "sms", "command_platform"}},
+        Tier.CITY: {"quanzhou-safety": {"webhook", "sms"}},
+        Tier.PROVINCE: {"fujian-safety": {"webhook", "command_platform"}},
+    },
+}
+DEADLINES_MIN = {"blue": None, "yellow": (60, 24 * 60), "orange": (30, 4 * 60), "red": (15, 60)}
+
+
+def first_warning(policy: RoutingPolicy, colour: str) -> list[Planned]:
+    """The first notification of a colour: a risk raise, or for blue an alarm notice."""
+    event: dict[str, object] = risk_event(colour)
+    if colour == "blue":
+        event = {**event, "type": "alarm", "tag": "T101-LS", "condition": "HH",
+                 "state": "unacknowledged", "severity": "S2"}  # fmt: skip
+    return plan_event(AlertBook(policy), parse_event(event), QZ)
+
+
+@pytest.mark.parametrize("tier", list(Tier), ids=lambda t: t.label)
+@pytest.mark.parametrize("colour", list(ROUTING_TABLE))
+def test_routing_table_every_colour_and_tier(
+    policy: RoutingPolicy, colour: str, tier: Tier
+) -> None:
+    [planned] = first_warning(policy, colour)
+    got: dict[str, set[str]] = {}
+    for target in planned.targets:
+        if target.tier == tier:
+            got.setdefault(target.recipient, set()).add(target.channel_type)
+    assert got == ROUTING_TABLE[colour].get(tier, {})
+    notice = planned.intent.notice
+    deadlines = DEADLINES_MIN[colour]
+    if deadlines is None:
+        assert notice.ack_due_ms is None
+    else:
+        ts = 1_767_225_600_000
+        assert notice.ack_due_ms == ts + deadlines[0] * 60_000
+        assert notice.feedback_due_ms == ts + deadlines[1] * 60_000
+
+
+def test_the_policy_file_decides_the_tiers() -> None:
+    data = sample_routing()
+    data["tiers"] = {"yellow": ["enterprise", "county", "city"]}  # a stricter province
+    policy = routing_from_mapping(data)
+    [planned] = first_warning(policy, "yellow")
+    assert {t.tier for t in planned.targets} == {Tier.ENTERPRISE, Tier.COUNTY, Tier.CITY}
+    assert list(tiers_for(policy, RiskColour.RED)) == list(Tier)  # others keep the defaults
+
+
+def test_escalation_ladder() -> None:
+    assert [next_tier(t) for t in Tier] == [Tier.COUNTY, Tier.CITY, Tier.PROVINCE, None]
