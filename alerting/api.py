@@ -71,8 +71,11 @@ async def _body(request: web.Request) -> dict[str, Any]:
 
 def _view(service: AlertService, alert: Alert, full: bool = False) -> dict[str, Any]:
     data = alert.to_dict() if full else alert.summary()
-    if full:
-        data["deliveries"] = service.outbox.notifications(alert.id)
+    if full:  # the audit trail: every notification of the alert and each of its attempts
+        deliveries = service.outbox.notifications(alert.id)
+        for delivery in deliveries:
+            delivery["audit"] = service.outbox.audit(delivery["id"])
+        data["deliveries"] = deliveries
     return data
 
 
@@ -95,7 +98,7 @@ async def list_alerts(request: web.Request, actor: Actor, _a: Alert | None) -> w
 
 
 async def get_alert(request: web.Request, _actor: Actor, alert: Alert | None) -> web.Response:
-    """One alert with its history and deliveries."""
+    """One alert with its history, its deliveries and their attempts."""
     assert alert is not None
     return _json(_view(request.app[SERVICE], alert, full=True))
 

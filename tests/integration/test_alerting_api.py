@@ -134,6 +134,18 @@ async def test_closed_loop_over_http(client: tuple[TestClient[Any, Any], AlertSe
     assert listed["ack_due_ms"] == T0 + 30 * 60_000 and listed["colour"] == "orange"
     response = await http.post("/api/v1/alerts/A-q1/ack", headers=auth("control"))
     assert (await response.json())["command"]["user"] == "wang"
+    service.outbox.delivered(1, T0 + 5, "HTTP 204", 12.5)  # as the dispatcher records it
+    detail = await (await http.get("/api/v1/alerts/A-q1", headers=auth("huian"))).json()
+    assert [h["action"] for h in detail["history"]] == ["raise", "acknowledge"]
+    first = detail["deliveries"][0]
+    assert first["status"] == "delivered"
+    assert first["audit"] == [{"ts_ms": T0 + 5, "outcome": "delivered", "detail": "HTTP 204",
+                               "latency_ms": 12.5}]  # fmt: skip
+    assert {Tier(d["tier"]) for d in detail["deliveries"]} == {
+        Tier.ENTERPRISE,
+        Tier.COUNTY,
+        Tier.CITY,
+    }
     assert service.commands is not None and len(service.commands.drain()) == 1  # type: ignore[attr-defined]
     service.handle({"id": "q2", "ts": T0 + 1, "type": "risk", "enterprise": "QZ-PETRO",
                     "source": "S", "colour": "blue", "previous": "orange"})  # fmt: skip
