@@ -1,14 +1,15 @@
 """The local services' own ceilings, measured in the same run as the figures they bound.
 
-    python -m bench.ceilings [--messages 20000] [--points 200000] [--round-trips 1000]
+    python -m bench.ceilings [--messages 20000] [--points 200000] [--rtt-seconds 12]
 
 - `paho_subscriber_messages_per_s`: a bare paho subscriber (QoS 1, MQTT 5, empty callback)
   draining 1-point gateway messages pre-queued in its persistent session — no ingest code at
   all; `paho_subscriber_readings_per_s_100pt` the same with 100-point messages;
 - `influx_write_points_per_s`: line protocol (the shape of `reading_v1`) POSTed to InfluxDB
   1.8's `/write` in 5,000-line batches, one after the other, ms precision;
-- `mosquitto_round_trip_p50_ms` / `_p99_ms`: QoS 1 publish → delivery back to the same client,
-  one message at a time.
+- `mosquitto_round_trip_p50_ms` / `_p99_ms` / `_max_ms`: QoS 1 publish → delivery back to the
+  same client, one message every 10 ms for `--rtt-seconds` (default 12 s, more than the broker's
+  10 s persistence autosave, whose stall shows in the max).
 
 Prints one JSON object on stdout.
 """
@@ -121,8 +122,10 @@ def influx_write(points: int) -> float:
     return points / elapsed
 
 
-def round_trips(count: int) -> list[float]:
-    """Milliseconds from QoS 1 publish to delivery back on the same client, one at a time."""
+def round_trips(seconds: float) -> list[float]:
+    """Milliseconds from QoS 1 publish to delivery back on the same client, one at a time,
+    every 10 ms for `seconds` — long enough to include the broker's periodic persistence save
+    (`autosave_interval 10`), which stalls every client while it runs."""
     topic = f"bench/rtt-{uuid.uuid4().hex[:8]}"
     arrived = threading.Event()
     subscribed = threading.Event()
@@ -134,13 +137,15 @@ def round_trips(count: int) -> list[float]:
     client.subscribe(topic, qos=1)
     subscribed.wait(10)
     out = []
-    for _ in range(count):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
         arrived.clear()
         started = time.perf_counter()
         client.publish(topic, b"x", qos=1)
-        if not arrived.wait(10):
+        if not arrived.wait(30):
             raise SystemExit("ceiling invalid: a round trip timed out")
         out.append((time.perf_counter() - started) * 1000)
+        time.sleep(0.01)
     client.disconnect()
     client.loop_stop()
     return out
@@ -151,9 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000, help="1-point messages")
     parser.add_argument("--points", type=int, default=200_000, help="InfluxDB points")
-    parser.add_argument("--round-trips", type=int, default=1_000)
+    parser.add_argument("--rtt-seconds", type=float, default=12.0, help="round-trip window")
     args = parser.parse_args(argv)
-    rtt = round_trips(args.round_trips)
+    rtt = round_trips(args.rtt_seconds)
     q = statistics.quantiles(rtt, n=100, method="inclusive")
     result = {
         "paho_subscriber_messages_per_s": round(paho_subscriber(args.messages, 1)),
@@ -163,10 +168,11 @@ def main(argv: list[str] | None = None) -> int:
         "influx_write_points_per_s": round(influx_write(args.points)),
         "mosquitto_round_trip_p50_ms": round(q[49], 3),
         "mosquitto_round_trip_p99_ms": round(q[98], 3),
+        "mosquitto_round_trip_max_ms": round(max(rtt), 3),
         "sizes": {
             "messages": args.messages,
             "points": args.points,
-            "round_trips": args.round_trips,
+            "round_trips": len(rtt),
         },
     }
     print(json.dumps(result, indent=2))

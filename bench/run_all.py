@@ -36,7 +36,7 @@ from bench.run_all_report import BENCHMARKS, assemble, write  # noqa: E402
 # name → (module, arguments of a full run, arguments of a --quick run)
 COMMANDS: dict[str, tuple[str, list[str], list[str]]] = {
     "ceilings": ("bench.ceilings", [], ["--messages", "5000", "--points", "50000",
-                                        "--round-trips", "300"]),
+                                        "--rtt-seconds", "3"]),
     "engine": ("bench.engine", [], ["--readings", "100000", "--tags", "2000",
                                     "--reference-readings", "5000", "--state-tags", "10000"]),
     "ingest": ("bench.ingest", [], ["--single", "5000", "--batched", "500", "--bridge", "300"]),

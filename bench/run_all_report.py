@@ -25,6 +25,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, "<": operator.lt, ">": operator.gt,
 }  # fmt: skip
 _SYMBOL = {">=": "≥", "<=": "≤", "<": "<", ">": ">"}
+STALL_MS = 250  # a broker round trip above this during a latency phase is called a stall
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ CEILINGS = (
      "raw line protocol to InfluxDB 1.8, 5,000-line batches"),
     ("ceilings.mosquitto_round_trip_p50_ms", "ms", "Mosquitto QoS 1 round trip, p50"),
     ("ceilings.mosquitto_round_trip_p99_ms", "ms", "Mosquitto QoS 1 round trip, p99"),
+    ("ceilings.mosquitto_round_trip_max_ms", "ms",
+     "Mosquitto QoS 1 round trip, max over the window (includes persistence autosave stalls)"),
 )  # fmt: skip
 
 PEER_ROWS = (
@@ -130,6 +133,7 @@ PEER_ROWS = (
     ("CPU per 1,000 readings (batches)", "cpu_ms_per_1k_readings", "CPU ms"),
     ("CPU per 1,000 readings (1-point)", "single_point_cpu_ms_per_1k_readings", "CPU ms"),
     ("CPU in the latency phase", "latency_phase_cpu_s", "CPU s"),
+    ("broker round trip max in the latency phase (probe)", "broker_round_trip_max_ms", "ms"),
     ("peak RSS", "peak_rss_bytes", "bytes"),
     ("readings lost", "lost_readings", ""),
     ("1-point figure bounded by the publisher", "single_point_bounded_by_publisher", ""),
@@ -294,6 +298,12 @@ def _peer_section(results: Mapping[str, Any]) -> list[str]:
         hw, nr = peer.get(f"hazardwatch_{key}"), peer.get(f"nodered_{key}")
         out.append(f"| {label} | {with_unit(hw, unit)} | {with_unit(nr, unit)} |")
     met = peer.get("met", {})
+    probes = [peer.get(f"{k}_broker_round_trip_max_ms") for k in ("hazardwatch", "nodered")]
+    stalls = [v for v in probes if isinstance(v, int | float)]
+    if stalls and max(stalls) > STALL_MS:
+        out += ["", f"**Mosquitto itself stalled for up to {number(max(stalls))} ms** during the "
+                "latency phases (a probe's QoS 1 round trip, measured alongside): alarm "
+                "latencies above that order measure the broker, not the two systems."]  # fmt: skip
     out += [
         "",
         f"Throughput ratio {number(peer.get('throughput_ratio'))}× (target ≥ 2×: "

@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -99,6 +100,87 @@ def quantile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
+class InfluxProbe:
+    """Writes one point every 100 ms to a scratch database and times each write: shows whether
+    InfluxDB itself stalled (it is shared) while a latency phase ran."""
+
+    def __init__(self) -> None:
+        self.database = f"peer_probe_{uuid.uuid4().hex[:8]}"
+        self.latencies: list[float] = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=INFLUX, timeout=60) as client:
+            client.post("/query", params={"q": f'CREATE DATABASE "{self.database}"'})
+            while not self.stop_event.wait(0.1):
+                started = time.perf_counter()
+                client.post("/write", params={"db": self.database, "precision": "ms"},
+                            content=f"probe v=1 {int(time.time() * 1000)}")  # fmt: skip
+                self.latencies.append((time.perf_counter() - started) * 1000)
+            client.post("/query", params={"q": f'DROP DATABASE "{self.database}"'})
+
+    def __enter__(self) -> InfluxProbe:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self.thread.join(30)
+
+    def summary(self) -> dict[str, float | None]:
+        values = sorted(self.latencies)
+        return {
+            "influx_probe_write_p99_ms": round(quantile(values, 0.99), 1) if values else None,
+            "influx_probe_write_max_ms": round(values[-1], 1) if values else None,
+        }
+
+
+class MqttProbe:
+    """A QoS 1 round trip through Mosquitto every 100 ms: shows whether the shared broker
+    itself stalled (e.g. while saving its persistence file) during a latency phase."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.stop_event = threading.Event()
+        self.arrived = threading.Event()
+        self.topic = f"bench/peer-probe-{uuid.uuid4().hex[:8]}"
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+        self.client.on_message = lambda *a: self.arrived.set()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop_event.wait(0.1):
+            self.arrived.clear()
+            started = time.perf_counter()
+            self.client.publish(self.topic, b"probe", qos=1)
+            self.arrived.wait(30)
+            self.latencies.append((time.perf_counter() - started) * 1000)
+
+    def __enter__(self) -> MqttProbe:
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *a: subscribed.set()
+        self.client.connect(MQTT_HOST, MQTT_PORT)
+        self.client.loop_start()
+        self.client.subscribe(self.topic, qos=1)
+        subscribed.wait(10)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self.thread.join(35)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def summary(self) -> dict[str, float | None]:
+        values = sorted(self.latencies)
+        return {
+            "mqtt_probe_round_trip_p99_ms": round(quantile(values, 0.99), 1) if values else None,
+            "mqtt_probe_round_trip_max_ms": round(values[-1], 1) if values else None,
+        }
+
+
 class Publisher:
     """A gateway-side MQTT client publishing with QoS 1 (v5, like the simulators)."""
 
@@ -131,6 +213,8 @@ class System(Protocol):
     def start(self) -> None: ...
 
     def stop(self) -> None: ...
+
+    def tail(self) -> str: ...
 
 
 @dataclass
@@ -241,6 +325,9 @@ class NodeRedSystem:
     def stop(self) -> None:
         if self.node_red is not None:
             self.node_red.stop()
+
+    def tail(self) -> str:
+        return self.node_red.tail() if self.node_red is not None else ""
 
 
 # -- phases ------------------------------------------------------------------------------------
@@ -367,6 +454,10 @@ class Run:
             "p99_ms": round(quantile(latencies, 0.99), 1) if latencies else None,
             "max_ms": round(latencies[-1], 1) if latencies else None,
             "cpu_s": round(cpu, 2), "duration_s": round(duration, 2),
+            "latencies_ms_in_alarm_order": [
+                round(stats["first_ms"][s] - published[s], 1) if s in stats["first_ms"] else None
+                for s in order if s in published
+            ],
         }  # fmt: skip
 
 
@@ -385,7 +476,11 @@ def measure(system_factory: Callable[[Path, str, str], System], work: Path, plan
             "single_point": run.throughput(1, args.single),
         }
         alarm_sources = args.alarm_sources or len(plant.sources())
-        result["latency"] = run.latency(args.scan_hz, args.alarm_every_s, alarm_sources)
+        with InfluxProbe() as influx_probe, MqttProbe() as mqtt_probe:
+            result["latency"] = run.latency(args.scan_hz, args.alarm_every_s, alarm_sources)
+        result["latency"].update(influx_probe.summary() | mqtt_probe.summary())
+        if result["latency"]["alarms_notified"] < result["latency"]["alarms"]:
+            result["log_tail"] = system.tail()  # evidence for the missing notifications
         result["peak_rss_bytes"] = peak_rss_bytes(system.pid)
         return result
     finally:
@@ -409,6 +504,7 @@ def summary(detail: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "cpu_ms_per_1k_readings"
         ]
         out[f"{name}_latency_phase_cpu_s"] = d["latency"]["cpu_s"]
+        out[f"{name}_broker_round_trip_max_ms"] = d["latency"]["mqtt_probe_round_trip_max_ms"]
         out[f"{name}_peak_rss_bytes"] = d["peak_rss_bytes"]
         out[f"{name}_lost_readings"] = d["batched"]["lost"] + d["single_point"]["lost"]
     if "hazardwatch" in detail and "nodered" in detail:

@@ -22,6 +22,8 @@ OUTPUTS: dict[str, Any] = {
     "ingest": {"single_point_readings_per_s": 4500, "bare_paho_messages_per_s": 5000},
     "peer": {"hazardwatch_readings_per_s": 30_000, "nodered_readings_per_s": 20_000,
              "hazardwatch_p99_ms": 20.5, "nodered_p99_ms": 70.25,
+             "hazardwatch_broker_round_trip_max_ms": 2900.0,
+             "nodered_broker_round_trip_max_ms": 12.0,
              "versions": {"node-red": "4.1.8"}},
 }  # fmt: skip
 STATUS = {name: {"status": "ok", "seconds": 1.5, "command": f"python -m bench.{name}"}
@@ -84,6 +86,7 @@ def test_markdown_table_shows_value_target_verdict_and_ceiling(tmp_path: Path) -
     assert "| cpu | Test CPU @ 2.0GHz |" in markdown
     assert "| alarm → webhook p99 | 20.5 ms | 70.2 ms |" in markdown
     assert "Node-RED 4.1.8 flow" in markdown
+    assert "**Mosquitto itself stalled for up to 2,900 ms**" in markdown
     assert "2026-01-01T00:00:00+00:00" in markdown
 
 
