@@ -7,8 +7,10 @@ the broker's window of unacknowledged messages idle while InfluxDB worked. Inste
   runner's open commit group (IngestService calls it after the hand-off);
 - the runner closes a group every ~5,000 lines, a few hundred messages or `flush_interval_ms`
   (`Pipeline.commit`: state saved first when the group holds events) and queues it here;
-- `SinkWriter`, one thread, writes each group's lines in order, in batches of the sink's size, to
-  InfluxDB or the spool, and only then sends the group's acknowledgements.
+- `SinkWriter`, one thread, takes the groups in order: it persists the group's state delta and
+  event lines (`Pipeline.persist`, SQLite with fsync — kept off the engine's lock), writes the
+  lines in batches of the sink's size to InfluxDB or the spool, and only then sends the group's
+  acknowledgements.
 So the engine works on the next messages while the previous group is being written, and a
 message is still acknowledged only after its readings are in InfluxDB or the spool. A full spool
 (InfluxDB down for long) makes the writer retry the same batch; its queue fills, the ingest
@@ -83,16 +85,19 @@ _CLOSE = object()
 
 
 class SinkWriter:
-    """Writes queued groups in order (InfluxDB or spool), then calls `on_written(group)`."""
+    """Takes queued groups in order: `persist(group)`, write its lines (InfluxDB or spool),
+    then `on_written(group)`."""
 
     def __init__(
         self,
         sink: InfluxSink,
+        persist: Callable[[Group], None],
         on_written: Callable[[Group], None],
         max_groups: int = 4,
         retry_s: float = 1.0,
     ) -> None:
         self.sink = sink
+        self.persist = persist
         self.on_written = on_written
         self.retry_s = retry_s
         self.stats = WriterStats()
@@ -154,7 +159,7 @@ class SinkWriter:
             if item is _CLOSE:
                 return
             assert isinstance(item, Group)
-            if not self._write(item.commit.lines):
+            if not self._persist(item) or not self._write(item.commit.lines):
                 return  # giving up at shutdown; the group is not acknowledged
             self.stats.groups += 1
             self.stats.lines += len(item.commit.lines)
@@ -163,6 +168,16 @@ class SinkWriter:
                 self.on_written(item)
             except Exception:  # an ack that fails is redelivered later: log, keep writing
                 log.exception("acknowledging a written group failed")
+
+    def _persist(self, group: Group) -> bool:
+        while True:
+            try:
+                self.persist(group)
+                return True
+            except Exception:  # disk trouble: nothing of this group may be acknowledged yet
+                log.exception("saving the engine state failed; retrying")
+                if self._give_up.wait(self.retry_s):
+                    return False
 
     def _write(self, lines: list[str]) -> bool:
         size = self.sink.batch_lines

@@ -123,7 +123,7 @@ class EmbeddedRunner:
             settings.mqtt, self.ingest.link.options, self.ingest.decoder.decode, self._acked
         )
         self.ingest.link = self.link
-        self.writer = SinkWriter(self.sink, self._written)
+        self.writer = SinkWriter(self.sink, self._persist, self._written)
         self.timer_clock = timer_clock
         self.tokens = tokens
         self._lock = threading.Lock()
@@ -169,7 +169,7 @@ class EmbeddedRunner:
             with self._lock:
                 commit = self.pipeline.commit(wall_ms())
                 deliveries, self._open = self._open, []
-            if not (commit.lines or commit.held or deliveries):
+            if not (commit.lines or commit.held or commit.delta or deliveries):
                 return True
             group = Group(commit, deliveries)
             if self.writer.put(group, None if timeout_s else self._stop, timeout_s):
@@ -179,6 +179,10 @@ class EmbeddedRunner:
             return False
         finally:
             self._commit_lock.release()
+
+    def _persist(self, group: Group) -> None:
+        """Writer thread: state delta and event lines to SQLite before the lines go out."""
+        self.pipeline.persist(group.commit)
 
     def _written(self, group: Group) -> None:
         """Writer thread: the group is in InfluxDB or the spool — acknowledge its messages."""

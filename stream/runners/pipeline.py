@@ -6,12 +6,13 @@ Durability order (nothing is acknowledged before it is safe):
    — before anything that can fail on InfluxDB's account, because a redelivered reading is a
    duplicate to the engine and would not produce its events again;
 3. event lines and readings collect in the pipeline's open commit group;
-4. `commit()` closes the group: when it holds events (or a checkpoint is due) the engine state is
-   saved (a delta: only changed chunks, `StateStore`) in one transaction with the group's event
-   lines, which are *held* there until written — a crash after the save cannot lose them;
-5. the group's lines are written to InfluxDB or its on-disk spool (`flush()` here, or the
-   embedded runner's writer thread), then the held lines are released.
-Only after step 5 may the caller acknowledge the MQTT messages behind the group's readings; a
+4. `commit()` closes the group: when it holds events (or a checkpoint is due) it takes the
+   engine state's delta since the last save (in memory: only changed chunks, `StateStore`);
+5. `persist()` writes that delta in one transaction with the group's event lines, which are
+   *held* there until written — a crash after the save cannot lose them;
+6. the group's lines are written to InfluxDB or its on-disk spool, then the held lines are
+   released (`flush()` does 4–6 at once; the embedded runner's writer thread does 5–6).
+Only after step 6 may the caller acknowledge the MQTT messages behind the group's readings; a
 crash before that makes the broker redeliver them: the engine drops the re-sent readings as
 duplicates or late ones (counted), so redelivery creates no second alarm, and their reading lines
 are built again (the lines follow the input, not the engine's verdict).
@@ -27,7 +28,7 @@ from hazardwatch.plant.model import Plant
 from stream.engine import Command, ReadingBatch, RiskEngine
 from stream.events import Event
 from stream.policy import EnginePolicy
-from stream.runners.state_store import StateStore, snapshot_members
+from stream.runners.state_store import StateDelta, StateStore, snapshot_members
 from stream.sinks.influx import InfluxSink
 from stream.sinks.lines import EventLines, ReadingLines
 from stream.sinks.rbe import ExceptionFilter
@@ -43,11 +44,13 @@ tags' recent values and timers instead of relearning them."""
 
 @dataclass
 class Commit:
-    """A closed commit group: its lines in order and the ids of held lines it carries."""
+    """A closed commit group: its lines in order, the state delta and event lines to persist
+    before writing them, and the ids of held lines it carries."""
 
     lines: list[str] = field(default_factory=list)
+    event_lines: list[str] = field(default_factory=list)
+    delta: StateDelta | None = None
     held: list[int] = field(default_factory=list)
-    saved_state: bool = False
 
 
 class Pipeline:
@@ -124,28 +127,38 @@ class Pipeline:
         self._lines.extend(lines)
 
     def commit(self, now_ms: int = 0) -> Commit:
-        """Close the open group: save the state when events need it (or a checkpoint is due,
-        `now_ms` on the wall clock) together with the group's event lines."""
+        """Close the open group, with the state's delta when events need it (or a checkpoint is
+        due, `now_ms` on the wall clock); `persist()` it before writing its lines."""
         lines, self._lines = self._lines, []
         event_lines, self._event_lines = self._event_lines, []
         held, self._carry = self._carry, []
         checkpoint = self._checkpoint_at is not None and now_ms >= self._checkpoint_at
-        save = bool(event_lines) or (self._dirty and checkpoint)
-        if save:
-            members = snapshot_members(self.engine.state, self.table)
-            held_id = self.store.save(members, self.engine.clock_ms or 0, event_lines)
-            held = [*held, held_id] if held_id else held
-            self._dirty = False
-        if save or self._checkpoint_at is None:
+        delta = None
+        if event_lines or (self._dirty and checkpoint):
+            delta = self._delta()
+        if delta is not None or self._checkpoint_at is None:
             self._checkpoint_at = now_ms + CHECKPOINT_MS
-        return Commit(lines, held, save)
+        return Commit(lines, event_lines, delta, held)
+
+    def persist(self, commit: Commit) -> None:
+        """Commit the group's state delta and hold its event lines (one transaction, fsync)."""
+        if commit.delta is None and not commit.event_lines:
+            return
+        held_id = self.store.commit(commit.delta, commit.event_lines)
+        commit.delta = None
+        commit.event_lines = []
+        if held_id:
+            commit.held.append(held_id)
 
     def save_state(self) -> None:
         """Save the engine state now if it changed (at shutdown)."""
         if self._dirty:
-            members = snapshot_members(self.engine.state, self.table)
-            self.store.save(members, self.engine.clock_ms or 0)
-            self._dirty = False
+            self.store.commit(self._delta())
+
+    def _delta(self) -> StateDelta:
+        self._dirty = False
+        members = snapshot_members(self.engine.state, self.table)
+        return self.store.prepare(members, self.engine.clock_ms or 0)
 
     def written(self, commit: Commit) -> None:
         """The group's lines are in InfluxDB or the spool: release its held lines."""
@@ -159,6 +172,7 @@ class Pipeline:
         and their held ids travel with the next group.
         """
         commit = self.commit()
+        self.persist(commit)
         self.sink.add(commit.lines)
         try:
             self.sink.flush()

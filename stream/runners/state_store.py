@@ -2,9 +2,11 @@
 
 The engine's state is stored as the members of its snapshot format (`stream.state`: named numpy
 arrays), each cut into chunks of `chunk_bytes`. A save writes only the chunks whose bytes differ
-from the last save, so an alarm at one tag of a 100,000-tag plant commits a few kilobytes, not
-the whole 18 MB state; every save is one transaction, so the stored members always form one
-consistent snapshot. `load()` reassembles them into the snapshot bytes `RiskEngine.restore`
+from the previous save, so an alarm at one tag of a 100,000-tag plant commits a few kilobytes,
+not the whole 18 MB state; every save is one transaction, so the stored members always form one
+consistent snapshot. Finding the changed chunks (`prepare`, in memory against a shadow copy) is
+separate from writing them (`commit`, with fsync), so the runner does the latter off the
+engine's path. `load()` reassembles them into the snapshot bytes `RiskEngine.restore`
 reads, which checks the format version and the plant's shape.
 
 The same transaction can hold the InfluxDB lines of the events the saved state already reflects
@@ -23,7 +25,7 @@ import io
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +92,21 @@ def members_to_snapshot(members: Members) -> bytes:
 
 
 @dataclass
+class StateDelta:
+    """What changed since the previous delta: chunk contents, members rewritten whole."""
+
+    saved_ms: int
+    chunks: list[tuple[str, int, bytes]] = field(default_factory=list)
+    members: list[tuple[str, str, str, int]] = field(default_factory=list)  # name, dtype, …
+    truncate: list[tuple[str, int]] = field(default_factory=list)  # (name, first stale chunk)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of chunk data."""
+        return sum(len(c[2]) for c in self.chunks)
+
+
+@dataclass
 class StoreStats:
     """What the store wrote: saves, chunks and bytes (chunks are what a delta save costs)."""
 
@@ -99,21 +116,27 @@ class StoreStats:
 
 
 class StateStore:
-    """Chunked, delta-saved engine snapshot members plus held event lines; thread-safe."""
+    """Chunked, delta-saved engine snapshot members plus held event lines; thread-safe.
+
+    `prepare()` computes a delta in memory (cheap; under the engine's lock) and `commit()`
+    writes it with fsync (on the writer thread, off the engine's path). Deltas must be
+    committed in the order they were prepared.
+    """
 
     def __init__(self, path: Path, chunk_bytes: int = CHUNK_BYTES) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.chunk_bytes = chunk_bytes
         self.stats = StoreStats()
-        # Saves come from the ingest and ticker threads, releases from the sink writer.
+        # Deltas come from the ingest and ticker threads, commits from the sink writer.
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed state survives power loss, not only a process kill.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        self._shadow: dict[str, npt.NDArray[np.uint8]] = {}  # member bytes as last committed
+        self._shadow: dict[str, npt.NDArray[np.uint8]] = {}  # member bytes as of the last delta
+        self._released: list[int] = []  # held ids to delete with the next transaction
 
     @property
     def saves(self) -> int:
@@ -133,103 +156,104 @@ class StateStore:
                 return None if found is None else bytes(found[0])
             return None
 
-    def save(self, members: Members, saved_ms: int, held: Sequence[str] = ()) -> int:
-        """Commit the members that changed since the last save, plus `held` lines in the same
-        transaction; returns the held lines' id for `release` (0 when none)."""
+    def prepare(self, members: Members, saved_ms: int) -> StateDelta:
+        """The chunks that changed since the previous delta (copied: the engine goes on)."""
+        delta = StateDelta(saved_ms)
+        step = self.chunk_bytes
+        for name, array in members.items():
+            data = _as_bytes(array)
+            old = self._shadow.get(name)
+            size = data.shape[0]
+            if old is not None and old.shape[0] == size:
+                chunks = _changed_chunks(old, data, step)
+                for c in chunks:
+                    old[c * step : (c + 1) * step] = data[c * step : (c + 1) * step]
+            else:
+                chunks = list(range((size + step - 1) // step))
+                shape = orjson.dumps(list(array.shape)).decode()
+                delta.members.append((name, array.dtype.str, shape, size))
+                delta.truncate.append((name, len(chunks)))
+                self._shadow[name] = data.copy()
+            delta.chunks += [(name, c, data[c * step : (c + 1) * step].tobytes()) for c in chunks]
+        return delta
+
+    def commit(self, delta: StateDelta | None, held: Sequence[str] = ()) -> int:
+        """Write a delta (if any) and `held` lines in one transaction; returns the held lines'
+        id for `release` (0 when none). On failure the next delta is a full one."""
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
-                changed = []
-                for name, array in members.items():
-                    data = _as_bytes(array)
-                    chunks = self._write_member(name, array, data)
-                    if chunks is not None:
-                        changed.append((name, data, chunks))
-                db.execute(
-                    "INSERT INTO engine_saved_v2 (id, saved_ms) VALUES (1, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET saved_ms = excluded.saved_ms",
-                    (saved_ms,),
-                )
-                if self._has_v1():
-                    db.execute("DELETE FROM engine_state_v1")
+                if delta is not None:
+                    self._write(delta)
                 held_id = self._hold(held)
+                if self._released:
+                    db.executemany("DELETE FROM held_lines_v2 WHERE id = ?",
+                                   [(i,) for i in self._released])  # fmt: skip
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
+                self._shadow.clear()  # deltas prepared since rest on what was not stored
                 raise
-            for name, data, chunks in changed:
-                self._remember(name, data, chunks)
-            self.stats.saves += 1
+            self._released.clear()
+            if delta is not None:
+                self.stats.saves += 1
+                self.stats.chunks_written += len(delta.chunks)
+                self.stats.bytes_written += delta.nbytes
             return held_id
+
+    def save(self, members: Members, saved_ms: int, held: Sequence[str] = ()) -> int:
+        """`prepare` and `commit` in one step."""
+        return self.commit(self.prepare(members, saved_ms), held)
 
     def hold(self, lines: Sequence[str]) -> int:
         """Keep `lines` durably until `release`; returns their id (0 when `lines` is empty)."""
-        if not lines:
-            return 0
-        with self._lock:
-            return self._hold(lines)
+        return self.commit(None, lines) if lines else 0
 
     def release(self, held_id: int) -> None:
-        """The held lines reached InfluxDB or the spool: forget them."""
+        """The held lines reached InfluxDB or the spool: forget them with the next transaction
+        (a crash before that only writes them once more, which InfluxDB takes as the same
+        points)."""
         if held_id:
             with self._lock:
-                self._db.execute("DELETE FROM held_lines_v2 WHERE id = ?", (held_id,))
+                self._released.append(held_id)
 
     def held_lines(self) -> list[tuple[int, list[str]]]:
         """Held lines not yet released (left by a crash), oldest first."""
         with self._lock:
             rows = self._db.execute("SELECT id, lines FROM held_lines_v2 ORDER BY id").fetchall()
-        return [(int(i), list(orjson.loads(text))) for i, text in rows]
+        released = set(self._released)
+        return [(int(i), list(orjson.loads(t))) for i, t in rows if int(i) not in released]
 
     def close(self) -> None:
-        """Close the database."""
+        """Forget released lines and close the database."""
+        if self._released:
+            self.commit(None)
         with self._lock:
             self._db.close()
 
     # -- internals (called with the lock held) -------------------------------------------------
-    def _write_member(
-        self, name: str, array: npt.NDArray[np.generic], data: npt.NDArray[np.uint8]
-    ) -> list[int] | None:
-        """Write the changed chunks of one member; None when nothing changed, [] when the whole
-        member was (re)written."""
-        old = self._shadow.get(name)
-        size, step = data.shape[0], self.chunk_bytes
-        whole = old is None or old.shape[0] != size
-        if not whole:
-            assert old is not None
-            chunks = _changed_chunks(old, data, step)
-            if not chunks:
-                return None
-        else:
-            chunks = list(range((size + step - 1) // step))
-            self._db.execute(
-                "INSERT INTO engine_member_v2 (name, dtype, shape, nbytes) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET dtype = excluded.dtype, "
-                "shape = excluded.shape, nbytes = excluded.nbytes",
-                (name, array.dtype.str, orjson.dumps(list(array.shape)).decode(), size),
-            )
-            self._db.execute(
-                "DELETE FROM engine_chunk_v2 WHERE name = ? AND chunk >= ?", (name, len(chunks))
-            )
-        self._db.executemany(
+    def _write(self, delta: StateDelta) -> None:
+        db = self._db
+        db.executemany(
+            "INSERT INTO engine_member_v2 (name, dtype, shape, nbytes) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET dtype = excluded.dtype, "
+            "shape = excluded.shape, nbytes = excluded.nbytes",
+            delta.members,
+        )
+        db.executemany("DELETE FROM engine_chunk_v2 WHERE name = ? AND chunk >= ?", delta.truncate)
+        db.executemany(
             "INSERT INTO engine_chunk_v2 (name, chunk, data) VALUES (?, ?, ?) "
             "ON CONFLICT (name, chunk) DO UPDATE SET data = excluded.data",
-            [(name, c, data[c * step : (c + 1) * step].tobytes()) for c in chunks],
+            delta.chunks,
         )
-        self.stats.chunks_written += len(chunks)
-        self.stats.bytes_written += sum(min(step, size - c * step) for c in chunks)
-        return [] if whole else chunks
-
-    def _remember(self, name: str, data: npt.NDArray[np.uint8], chunks: list[int]) -> None:
-        """Update the shadow after a commit: only the written chunks, unless it is all new."""
-        old = self._shadow.get(name)
-        if old is None or not chunks:
-            self._shadow[name] = data.copy()
-            return
-        step = self.chunk_bytes
-        for c in chunks:
-            old[c * step : (c + 1) * step] = data[c * step : (c + 1) * step]
+        db.execute(
+            "INSERT INTO engine_saved_v2 (id, saved_ms) VALUES (1, ?) "
+            "ON CONFLICT (id) DO UPDATE SET saved_ms = excluded.saved_ms",
+            (delta.saved_ms,),
+        )
+        if self._has_v1():
+            db.execute("DELETE FROM engine_state_v1")
 
     def _hold(self, lines: Sequence[str]) -> int:
         if not lines:

@@ -73,3 +73,36 @@ def test_alarm_during_outage_with_full_spool_is_kept_and_written_later(
     )
     assert len(alarms) == 1
     proxy.cut()
+
+
+def test_alarm_lines_held_with_the_state_survive_a_crash_before_the_write(
+    endpoints: Endpoints, influx_database: str, tmp_path: Path
+) -> None:
+    """The state that suppresses an alarm is saved before its alarm_v1 line is written; a crash
+    in between must not lose the line, since redelivery no longer produces the event."""
+    (tmp_path / "plant.yaml").write_text(PLANT, "utf-8")
+    plant = load_plant(tmp_path / "plant.yaml")
+    settings = InfluxSettings(url=endpoints.influx_url, database=influx_database,
+                              token=SecretStr(""))  # fmt: skip
+    pipeline = Pipeline(plant, EnginePolicy(), InfluxSink(settings, Spool(tmp_path / "spool")),
+                        StateStore(tmp_path / "engine.db"))  # fmt: skip
+    for ts, level in [(T0, 17.5), (T0 + 1500, 17.6)]:
+        pipeline.handle(ReadingBatch.of([0, 1], [ts, ts], [level, 20.0]))
+    commit = pipeline.commit()
+    assert commit.event_lines, "HH should have been raised"
+    pipeline.persist(commit)  # state + held lines committed; the process dies before writing
+    pipeline.store.close()
+
+    restarted = Pipeline(plant, EnginePolicy(), InfluxSink(settings, Spool(tmp_path / "spool")),
+                         StateStore(tmp_path / "engine.db"))  # fmt: skip
+    assert restarted.restored
+    # The broker redelivers the unacknowledged readings: duplicates to the restored engine.
+    for ts, level in [(T0, 17.5), (T0 + 1500, 17.6)]:
+        assert restarted.handle(ReadingBatch.of([0, 1], [ts, ts], [level, 20.0])) == []
+    restarted.flush()
+    q = 'SELECT * FROM "alarm_v1" WHERE "condition" = \'HH\''
+    assert len(influx_rows(endpoints.influx_url, influx_database, q)) == 1
+    assert len(influx_rows(endpoints.influx_url, influx_database,
+                           'SELECT "v" FROM "reading_v1"')) == 4  # fmt: skip
+    restarted.store.close()
+    assert StateStore(tmp_path / "engine.db").held_lines() == []

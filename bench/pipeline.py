@@ -1,0 +1,596 @@
+"""End-to-end benchmark of the embedded runner (`hazardwatch run`) against the local services.
+
+    python -m bench.pipeline [--tags 100000] [--rounds 10] [--probes 100] [--background 10000]
+
+One runner process serves a generated plant of `--tags` tags (100 per gateway, all reporting
+every second, normal values; plus one probe tag per hazard source of a probe enterprise). Keys:
+
+- `influx_ceiling_points_per_s`: InfluxDB's raw line-protocol write ceiling in the same run —
+  the same `reading_v1` lines (same series, same round timestamps) pre-built and pre-compressed
+  (gzip 1, like the sink), POSTed to `/api/v2/write` in 5,000-line batches to a scratch database
+  by one and by two concurrent writers; the better of the two;
+- `pipeline_readings_per_s`: `--rounds` rounds of every tag (100-point gateway messages, QoS 1,
+  pre-encoded, published as fast as the broker takes them) from the first publish until the
+  runner reports them written; InfluxDB is then queried back and must hold exactly that many
+  `reading_v1` points, else the benchmark fails;
+- `alert_latency_p50_ms` / `_p99_ms`: while a second process publishes `--background`
+  readings/s, a probe message drives one probe tag over its H limit every 200 ms; latency is
+  from just before the probe's publish to the first signed webhook about that source reaching a
+  local receiver (its own process, signatures verified);
+- `rss_bytes_100k_tags`: the runner's resident set (VmRSS) after those phases, with `--tags`
+  100,000 (`rss_tags` says how many were used; `rss_peak_bytes` is VmHWM, which includes the
+  plant file's parse at start);
+- `worker_readings_per_s`, `kafka_alert_latency_p99_ms`: merged from
+  `bench.pipeline_worker.measure()` when that module exists; otherwise null with the reason.
+
+Prints one JSON object on stdout (progress on stderr), including `targets` and `targets_met`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import multiprocessing
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hazardwatch.settings import load_settings  # noqa: E402
+from ingest.mqtt import LinkOptions, MqttLink  # noqa: E402
+from ingest.protocol import encode_batch, telemetry_topic  # noqa: E402
+from stream.sinks.lines import ReadingLines  # noqa: E402
+
+SECRET = "bench-pipeline-secret"
+PER_GATEWAY = 100
+GATEWAYS_PER_ENTERPRISE = 10
+TAGS_PER_UNIT = 10
+UNITS_PER_SOURCE = 10
+PROBE_ENTERPRISE, PROBE_GATEWAY = "EPROBE", "GPROBE"
+BATCH_LINES = 5000
+TARGETS = {
+    "pipeline_readings_per_s": (">=", 100_000),
+    "pipeline_vs_influx_ceiling": (">=", 0.5),
+    "alert_latency_p99_ms": ("<=", 50),
+    "kafka_alert_latency_p99_ms": ("<=", 500),
+}
+
+
+def log(message: str) -> None:
+    print(f"[bench.pipeline] {message}", file=sys.stderr, flush=True)
+
+
+# -- the generated plant ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Layout:
+    """Who carries which tag in the generated plant."""
+
+    tags: int
+    probes: int
+
+    @property
+    def gateways(self) -> int:
+        return (self.tags + PER_GATEWAY - 1) // PER_GATEWAY
+
+    def gateway_tags(self, g: int) -> list[str]:
+        return [f"T{i}" for i in range(g * PER_GATEWAY, min(self.tags, (g + 1) * PER_GATEWAY))]
+
+    @staticmethod
+    def enterprise_of(g: int) -> str:
+        return f"E{g // GATEWAYS_PER_ENTERPRISE}"
+
+    def source_of(self, tag: int) -> int:
+        return tag // (TAGS_PER_UNIT * UNITS_PER_SOURCE)
+
+
+def plant_yaml(layout: Layout) -> str:
+    """Enterprises of 10 gateways × 100 tags; sources of 10 units × 10 temperature tags."""
+    out = ["version: 1", "enterprises:"]
+    n_ent = (layout.gateways + GATEWAYS_PER_ENTERPRISE - 1) // GATEWAYS_PER_ENTERPRISE
+    for e in range(n_ent):
+        out.append(f'  - {{id: E{e}, name: E{e}, region: "410102", industry: other}}')
+    out.append(f'  - {{id: {PROBE_ENTERPRISE}, name: probes, region: "410102", industry: other}}')
+    out.append("gateways:")
+    for g in range(layout.gateways):
+        tags = ", ".join(layout.gateway_tags(g))
+        out.append(f"  - {{id: G{g}, enterprise: {layout.enterprise_of(g)}, interval_s: 1, "
+                   f"tags: [{tags}]}}")  # fmt: skip
+    probes = ", ".join(f"P{i}" for i in range(layout.probes))
+    out.append(f"  - {{id: {PROBE_GATEWAY}, enterprise: {PROBE_ENTERPRISE}, interval_s: 3600, "
+               f"tags: [{probes}]}}")  # fmt: skip
+    out.append("hazard_sources:")
+    per_source = TAGS_PER_UNIT * UNITS_PER_SOURCE
+    for s in range((layout.tags + per_source - 1) // per_source):
+        first = s * per_source
+        enterprise = layout.enterprise_of(first // PER_GATEWAY)
+        out.append(f"  - {{id: S{s}, enterprise: {enterprise}, name: S{s}, kind: process_unit, "
+                   f"grade: {1 + s % 4}, units: [")  # fmt: skip
+        for u in range(UNITS_PER_SOURCE):
+            base = first + u * TAGS_PER_UNIT
+            if base >= layout.tags:
+                break
+            tags = ", ".join(
+                f"{{id: T{i}, name: T{i}, quantity: temperature, unit: C, range: [0, 100], "
+                f"limits: {{H: 80, HH: 90}}}}"
+                for i in range(base, min(layout.tags, base + TAGS_PER_UNIT))
+            )
+            # Unit ids unique in the plant: the engine keys units by id alone (see the report).
+            out.append(f"      {{id: S{s}U{u}, name: U{u}, tags: [{tags}]}},")
+        out.append("    ]}")
+    for i in range(layout.probes):  # one source each: every probe is a first raise
+        out.append(f"  - {{id: SP{i}, enterprise: {PROBE_ENTERPRISE}, name: SP{i}, "
+                   f"kind: process_unit, grade: 1, units: [{{id: SP{i}U, name: U, tags: [{{id: P{i}, "
+                   f"name: P{i}, quantity: temperature, unit: C, range: [0, 100], "
+                   f"limits: {{H: 80}}, on_delay_s: 0, off_delay_s: 0}}]}}]}}")  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def policy_yaml(hook_url: str) -> str:
+    """One webhook recipient for the probe enterprise; no rate limit in the way."""
+    return f"""
+risk: {{}}
+routing:
+  rate_limit: {{count: 1000000, per_s: 1}}
+  delivery: {{max_attempts: 3, backoff_initial_s: 0.1, backoff_max_s: 1, timeout_s: 5}}
+  recipients:
+    - id: probe-control-room
+      tier: enterprise
+      area: {PROBE_ENTERPRISE}
+      channels:
+        - {{type: webhook, url: "{hook_url}", secret_env: HW_BENCH_WEBHOOK_SECRET}}
+"""
+
+
+@dataclass(frozen=True)
+class _Tag:
+    """The fields ReadingLines reads from a resolved tag."""
+
+    id: str
+    enterprise: str
+    source: str
+    unit: str
+    quantity: str = "temperature"
+
+
+def reading_lines(layout: Layout, rounds: int, t0: int) -> list[str]:
+    """The `reading_v1` lines the pipeline writes for `rounds` rounds (for the ceiling)."""
+    import numpy as np
+
+    tags = [
+        _Tag(f"T{i}", layout.enterprise_of(i // PER_GATEWAY), f"S{layout.source_of(i)}",
+             f"S{layout.source_of(i)}U{(i // TAGS_PER_UNIT) % UNITS_PER_SOURCE}")
+        for i in range(layout.tags)
+    ]  # fmt: skip
+    lines = ReadingLines(tags)  # type: ignore[arg-type]
+    idx = np.arange(layout.tags, dtype=np.int32)
+    out: list[str] = []
+    for r in range(rounds):
+        values = 20.0 + (idx + r) % 40 + 0.25
+        ts = np.full(layout.tags, t0 + r * 1000, dtype=np.int64)
+        out += lines.lines(idx, ts, values, np.zeros(layout.tags, np.int8))
+    return out
+
+
+# -- InfluxDB ---------------------------------------------------------------------------------
+def influx_query(url: str, db: str, q: str) -> list[Any]:
+    resp = httpx.get(f"{url}/query", params={"db": db, "q": q}, timeout=120)
+    resp.raise_for_status()
+    series = resp.json()["results"][0].get("series", [])
+    return series[0]["values"] if series else []
+
+
+def influx_ceiling(url: str, lines: list[str], writers: int) -> float:
+    """Points/s of pre-compressed 5,000-line bodies POSTed by `writers` concurrent clients."""
+    db = f"bench_ceiling_{uuid.uuid4().hex[:8]}"
+    bodies = [
+        gzip.compress(("\n".join(lines[i : i + BATCH_LINES]) + "\n").encode(), 1)
+        for i in range(0, len(lines), BATCH_LINES)
+    ]
+    httpx.post(f"{url}/query", params={"q": f'CREATE DATABASE "{db}"'}).raise_for_status()
+    todo = iter(bodies)
+    lock = threading.Lock()
+    failures: list[str] = []
+
+    def writer() -> None:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            while True:
+                with lock:
+                    body = next(todo, None)
+                if body is None:
+                    return
+                resp = client.post("/api/v2/write", params={"bucket": f"{db}/autogen",
+                                   "precision": "ms"}, content=body,
+                                   headers={"Content-Encoding": "gzip"})  # fmt: skip
+                if resp.status_code != 204:
+                    failures.append(resp.text[:200])
+
+    try:
+        started = time.perf_counter()
+        threads = [threading.Thread(target=writer) for _ in range(writers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+        if failures:
+            raise SystemExit(f"ceiling invalid: {failures[0]}")
+    finally:
+        httpx.post(f"{url}/query", params={"q": f'DROP DATABASE "{db}"'})
+    return len(lines) / elapsed
+
+
+# -- webhook receiver (own process) ---------------------------------------------------------
+def _receiver(port: int) -> None:
+    from aiohttp import web
+
+    from alerting.channels.webhook import verify_webhook
+
+    first: dict[str, float] = {}
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        arrived = time.time()
+        verify_webhook(SECRET, dict(request.headers), body, arrived)
+        source = orjson.loads(body).get("source") or ""
+        first.setdefault(source, arrived)
+        return web.Response(status=204)
+
+    async def stats(_request: web.Request) -> web.Response:
+        return web.json_response(first)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    app.router.add_get("/stats", stats)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the runner -------------------------------------------------------------------------------
+class Runner:
+    """`hazardwatch run` as a child process, with its metrics and resident set."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env, self.log_path = env, log_path
+        self.port = env["HAZARDWATCH_HTTP__PORT"]
+        handle = open(log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.proc = subprocess.Popen([sys.executable, "-m", "hazardwatch.cli", "run"], env=env,
+                                     stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)  # fmt: skip
+
+    def wait_healthy(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"runner exited {self.proc.returncode}:\n{self.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
+                    return
+            time.sleep(0.5)
+        raise SystemExit(f"runner not healthy within {timeout_s:.0f} s:\n{self.tail()}")
+
+    def metric(self, name: str, labels: str = "") -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        prefix = f"{name}{{{labels}}}" if labels else name
+        for line in text.splitlines():
+            if line.startswith(prefix + " "):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+    def written(self) -> float:
+        return self.metric("hazardwatch_influx_lines_total", 'outcome="written"')
+
+    def memory(self) -> dict[str, int]:
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) * 1024
+        return fields
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+    def tail(self) -> str:
+        return self.log_path.read_text("utf-8", errors="replace")[-3000:]
+
+
+# -- publishing -------------------------------------------------------------------------------
+class Gateways:
+    """Pre-encodes 100-point gateway messages with rising sequence numbers."""
+
+    def __init__(self, layout: Layout, prefix: str) -> None:
+        self.layout, self.prefix = layout, prefix
+        self.seq = [0] * layout.gateways
+
+    def message(self, g: int, ts_ms: int, r: int) -> tuple[str, bytes]:
+        self.seq[g] += 1
+        tags = self.layout.gateway_tags(g)
+        base = g * PER_GATEWAY
+        points = [(t, ts_ms, 20.0 + (base + k + r) % 40 + 0.25, 0) for k, t in enumerate(tags)]
+        topic = telemetry_topic(self.prefix, self.layout.enterprise_of(g), f"G{g}")
+        return topic, encode_batch(f"G{g}", self.seq[g], ts_ms, points)
+
+    def rounds(
+        self, rounds: int, t0: int, gateways: range | None = None
+    ) -> list[tuple[str, bytes]]:
+        chosen = gateways or range(self.layout.gateways)
+        return [self.message(g, t0 + r * 1000, r) for r in range(rounds) for g in chosen]
+
+
+def publisher(name: str) -> MqttLink[None]:
+    settings = load_settings().mqtt
+    link: MqttLink[None] = MqttLink(
+        settings, LinkOptions(client_id=f"bench-{name}-{uuid.uuid4().hex[:6]}", clean_start=True),
+        lambda *a: None,
+    )  # fmt: skip
+    link.start()
+    return link
+
+
+def publish_all(link: MqttLink[None], messages: list[tuple[str, bytes]]) -> None:
+    for start in range(0, len(messages), 500):  # bounded memory, real QoS 1 acknowledgements
+        link.publish_all(messages[start : start + 500], timeout_s=120)
+
+
+def _background(
+    prefix: str, tags: int, gateways: int, rate: float, stop: Any, seq0: list[int]
+) -> None:
+    """Another process: `rate` readings/s of normal values over the first `gateways`."""
+    layout = Layout(tags, 0)
+    fleet = Gateways(layout, prefix)
+    fleet.seq = list(seq0)
+    link = publisher("background")
+    period = PER_GATEWAY / rate
+    next_at = time.monotonic()
+    g = r = 0
+    while not stop.is_set():
+        topic, body = fleet.message(g, int(time.time() * 1000), r)
+        link.publish(topic, body)
+        g += 1
+        if g == gateways:
+            g, r = 0, r + 1
+        next_at += period
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    link.stop()
+
+
+# -- phases -----------------------------------------------------------------------------------
+def throughput(runner: Runner, fleet: Gateways, rounds: int, url: str, db: str) -> dict[str, Any]:
+    """Readings/s from the first publish until the runner wrote them; verified in InfluxDB."""
+    layout = fleet.layout
+    t0 = int(time.time() * 1000) + 1000
+    messages = fleet.rounds(rounds, t0)
+    expected = len(messages) * PER_GATEWAY
+    before = runner.written()
+    link = publisher("throughput")
+    started = time.perf_counter()
+    sender = threading.Thread(target=publish_all, args=(link, messages))
+    sender.start()
+    deadline = time.monotonic() + 600
+    while runner.written() - before < expected:
+        if time.monotonic() > deadline or runner.proc.poll() is not None:
+            raise SystemExit(f"throughput run stalled:\n{runner.tail()}")
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - started
+    sender.join()
+    published_s = time.perf_counter() - started
+    link.stop()
+    rows = influx_query(url, db, 'SELECT count("v") FROM "reading_v1"')
+    stored = int(rows[0][1]) if rows else 0
+    stored -= layout.tags  # the warm-up round
+    if stored != expected:
+        raise SystemExit(f"bench invalid: InfluxDB holds {stored} readings, expected {expected}")
+    return {"readings": expected, "elapsed_s": round(elapsed, 3),
+            "readings_per_s": expected / elapsed, "publish_s": round(published_s, 3),
+            "last_ts_ms": t0 + (rounds - 1) * 1000}  # fmt: skip
+
+
+def latency(runner: Runner, fleet: Gateways, probes: int, background: int,
+            receiver: str) -> dict[str, Any]:  # fmt: skip
+    """Probe alarms under background load: publish → first webhook about the probe's source."""
+    stop = multiprocessing.Event()
+    gateways = min(fleet.layout.gateways, max(1, background // PER_GATEWAY))
+    bg = multiprocessing.Process(target=_background, args=(
+        fleet.prefix, fleet.layout.tags, gateways, float(background), stop, fleet.seq))  # fmt: skip
+    bg.start()
+    link = publisher("probe")
+    topic = telemetry_topic(fleet.prefix, PROBE_ENTERPRISE, PROBE_GATEWAY)
+    sent: dict[str, float] = {}
+    try:
+        time.sleep(2.0)  # background load running
+        for i in range(probes):
+            now_ms = int(time.time() * 1000)
+            body = encode_batch(PROBE_GATEWAY, i + 1, now_ms, [(f"P{i}", now_ms, 85.0, 0)])
+            sent[f"SP{i}"] = time.time()
+            link.publish(topic, body)
+            time.sleep(0.2)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            arrived = httpx.get(f"{receiver}/stats", timeout=5).json()
+            if all(s in arrived for s in sent):
+                break
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        bg.join(10)
+        link.stop()
+    latencies = sorted((arrived[s] - t) * 1000 for s, t in sent.items() if s in arrived)
+    missing = len(sent) - len(latencies)
+    if len(latencies) < 2:
+        raise SystemExit(f"latency invalid: {len(latencies)} of {probes} probes alerted\n"
+                         f"{runner.tail()}")  # fmt: skip
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"p50": q[49], "p99": q[98], "max": latencies[-1], "missing": missing,
+            "background_gateways": gateways}  # fmt: skip
+
+
+def worker_figures() -> dict[str, Any]:
+    """The faust worker's figures from bench/pipeline_worker.py, or null with the reason."""
+    keys = ("worker_readings_per_s", "kafka_alert_latency_p99_ms")
+    try:
+        from bench import pipeline_worker  # type: ignore[attr-defined]
+    except ModuleNotFoundError as exc:
+        return {**dict.fromkeys(keys), "worker_not_measured": f"bench/pipeline_worker.py: {exc}"}
+    try:
+        figures = dict(pipeline_worker.measure())
+    except Exception as exc:  # report, never invent a number
+        return {**dict.fromkeys(keys), "worker_not_measured": f"measure() failed: {exc!r}"}
+    for key in keys:
+        figures.setdefault(key, None)
+    return figures
+
+
+def verdicts(result: dict[str, Any]) -> dict[str, bool | None]:
+    met: dict[str, bool | None] = {}
+    for key, (op, bound) in TARGETS.items():
+        value = result.get(key)
+        if value is None:
+            met[key] = None
+        else:
+            met[key] = value >= bound if op == ">=" else value <= bound
+    return met
+
+
+@contextlib.contextmanager
+def services_env(tmp: Path, layout: Layout, hook_url: str) -> Iterator[tuple[dict[str, str], str]]:
+    """Environment of a runner on a fresh database and topic prefix; drops the database after."""
+    settings = load_settings()
+    db = f"bench_pipeline_{uuid.uuid4().hex[:8]}"
+    prefix = f"bench/{uuid.uuid4().hex[:8]}"
+    (tmp / "plant.yaml").write_text(plant_yaml(layout), "utf-8")
+    (tmp / "policy.yaml").write_text(policy_yaml(hook_url), "utf-8")
+    env = {
+        **os.environ,
+        "HW_BENCH_WEBHOOK_SECRET": SECRET,
+        "HAZARDWATCH_PLANT": str(tmp / "plant.yaml"),
+        "HAZARDWATCH_POLICY": str(tmp / "policy.yaml"),
+        "HAZARDWATCH_DATA_DIR": str(tmp / "data"),
+        "HAZARDWATCH_MQTT__TOPIC_PREFIX": prefix,
+        "HAZARDWATCH_MQTT__CLIENT_ID": f"bench-runner-{prefix[-8:]}",
+        "HAZARDWATCH_INFLUX__DATABASE": db,
+        "HAZARDWATCH_HTTP__PORT": str(free_port()),
+        "HAZARDWATCH_HTTP__API_PORT": str(free_port()),
+    }
+    try:
+        yield env, db
+    finally:
+        httpx.post(f"{settings.influx.url}/query", params={"q": f'DROP DATABASE "{db}"'})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--tags", type=int, default=100_000, help="tags of the generated plant")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of every tag to publish")
+    parser.add_argument("--probes", type=int, default=100, help="alert latency samples")
+    parser.add_argument("--background", type=int, default=10_000, help="readings/s under probes")
+    parser.add_argument("--start-timeout", type=float, default=900, help="runner start (s)")
+    parser.add_argument("--no-worker", action="store_true", help="skip bench.pipeline_worker")
+    args = parser.parse_args(argv)
+    layout = Layout(args.tags, args.probes)
+    url = load_settings().influx.url
+
+    log(f"InfluxDB ceiling on {args.rounds} rounds of {args.tags} tags")
+    lines = reading_lines(layout, args.rounds, int(time.time() * 1000))
+    ceilings = {w: influx_ceiling(url, lines, w) for w in (1, 2)}
+    del lines
+
+    port = free_port()
+    receiver = multiprocessing.Process(target=_receiver, args=(port,), daemon=True)
+    receiver.start()
+    hook = f"http://127.0.0.1:{port}"
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        services_env(Path(tmp), layout, f"{hook}/hook") as (
+            env,
+            db,
+        ),
+    ):
+        started = time.perf_counter()
+        runner = Runner(env, Path(tmp) / "runner.log")
+        try:
+            runner.wait_healthy(args.start_timeout)
+            start_s = time.perf_counter() - started
+            log(f"runner up after {start_s:.1f} s; warm-up round")
+            fleet = Gateways(layout, env["HAZARDWATCH_MQTT__TOPIC_PREFIX"])
+            warm = publisher("warm-up")
+            publish_all(warm, fleet.rounds(1, int(time.time() * 1000)))
+            warm.stop()
+            while runner.written() < layout.tags:
+                time.sleep(0.1)
+            log("throughput")
+            flow = throughput(runner, fleet, args.rounds, url, db)
+            # Readings older than the engine clock are late: let the wall clock pass the
+            # throughput rounds, which ran ahead of it.
+            time.sleep(max(0.0, flow["last_ts_ms"] / 1000 + 1 - time.time()))
+            log("alert latency under background load")
+            lat = latency(runner, fleet, args.probes, args.background, hook)
+            memory = runner.memory()
+        finally:
+            code = runner.stop()
+    receiver.terminate()
+    receiver.join(5)
+    ceiling = max(ceilings.values())
+    result: dict[str, Any] = {
+        "pipeline_readings_per_s": round(flow["readings_per_s"]),
+        "influx_ceiling_points_per_s": round(ceiling),
+        "pipeline_vs_influx_ceiling": round(flow["readings_per_s"] / ceiling, 3),
+        "alert_latency_p50_ms": round(lat["p50"], 2),
+        "alert_latency_p99_ms": round(lat["p99"], 2),
+        "rss_bytes_100k_tags": memory.get("VmRSS") if args.tags >= 100_000 else None,
+        "rss_bytes": memory.get("VmRSS"),
+        "rss_peak_bytes": memory.get("VmHWM"),
+        "rss_tags": args.tags,
+    }
+    if args.no_worker:
+        result.update(worker_readings_per_s=None, kafka_alert_latency_p99_ms=None,
+                      worker_not_measured="--no-worker")  # fmt: skip
+    else:
+        result.update(worker_figures())
+    result["targets"] = {k: f"{op} {bound}" for k, (op, bound) in TARGETS.items()}
+    result["targets_met"] = verdicts(result)
+    result["detail"] = {
+        "influx_ceiling_by_writers": {str(w): round(v) for w, v in ceilings.items()},
+        "throughput": flow,
+        "alert_latency_max_ms": round(lat["max"], 2),
+        "alert_probes": args.probes,
+        "alert_probes_missing": lat["missing"],
+        "background_readings_per_s": args.background,
+        "runner_start_s": round(start_s, 1),
+        "runner_exit_code": code,
+        "cpu_count": os.cpu_count(),
+    }
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
