@@ -5,7 +5,7 @@ Pure cores (no network library): `events` (engine events in), `policy` (the `rou
 feedback, clearance 消警, reminders and escalation), `flood`, `messages` (Chinese texts, SMS
 segments), `retry` (backoff, rate limits) and `commands` (acknowledgements back to the engine).
 
-Edges: `outbox` (SQLite WAL), `transport` (the one HTTP client adapter, aiohttp), `channels` (webhook, SMS
-providers, command platform request formats), `dispatcher` (delivery loop), `service` (glue),
-`api` (the aiohttp HTTP API). See docs/alerting.md.
+Edges: `outbox` (SQLite WAL), `transport` (the one HTTP client adapter, aiohttp), `channels`
+(webhook, SMS providers, command platform request formats), `dispatcher` (delivery loop),
+`service` (glue), `api` (the aiohttp HTTP API). See docs/alerting.md.
 """

@@ -172,9 +172,14 @@ class Dispatcher:
             while not stop.is_set():
                 self.wake.clear()
                 self._wake_pending.clear()
-                self._start_due(tasks)
+                try:
+                    self._start_due(tasks)
+                    timeout = self._idle_s(idle_s)
+                except Exception:  # the outbox cannot be read now; try again, do not die
+                    log.exception("reading the outbox failed; retrying in %g s", idle_s)
+                    timeout = idle_s
                 woken = asyncio.ensure_future(self.wake.wait())
-                await asyncio.wait({woken, stopped}, timeout=self._idle_s(idle_s),
+                await asyncio.wait({woken, stopped}, timeout=timeout,
                                    return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
                 woken.cancel()
         finally:

@@ -10,6 +10,7 @@ loses nothing and a replayed event sends nothing twice.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -82,7 +83,11 @@ class AlertService:
 
     # -- events --------------------------------------------------------------------------------
     def handle(self, data: Mapping[str, Any] | bytes | str) -> int:
-        """Apply one engine event; returns notifications enqueued. Rejections are counted."""
+        """Apply one engine event; returns notifications enqueued. Rejections are counted.
+
+        A failure of ours on one event is counted as `internal_error`; an outbox (sqlite3) error
+        propagates, so the caller does not acknowledge the event and it comes again.
+        """
         try:
             event = parse_event(data)
             area = self.area(event.enterprise)
@@ -90,8 +95,15 @@ class AlertService:
             self.rejected[exc.reason] += 1
             return 0
         with self._lock:
-            intents = self.book.apply(event, area, event_group(self.policy, event, area))
-            return self._commit(intents, event.ts_ms)
+            try:
+                intents = self.book.apply(event, area, event_group(self.policy, event, area))
+                return self._commit(intents, event.ts_ms)
+            except sqlite3.Error:
+                raise  # the outbox is unusable: the caller must not acknowledge the event
+            except Exception:  # a bug on one event must not stop the stream: count it
+                self.rejected["internal_error"] += 1
+                log.exception("event %s could not be applied", event.id)
+                return 0
 
     def area(self, enterprise: str) -> EnterpriseArea:
         """The enterprise's area; EventRejectedError(unknown_enterprise) if not in the plant."""

@@ -257,3 +257,18 @@ def test_shelved_alert_is_not_reminded_until_the_shelve_expires(
     with pytest.raises(LifecycleError) as refused:
         service.shelve(alert.id, COUNTY, clock.ms, "")
     assert refused.value.code == "bad_expiry"
+
+
+def test_a_failure_on_one_event_is_counted_and_the_stream_goes_on(
+    service: AlertService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    apply = service.book.apply
+
+    def fails_once(*args: Any) -> Any:
+        monkeypatch.setattr(service.book, "apply", apply)
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(service.book, "apply", fails_once)
+    assert service.handle(risk("r1", "red", T0)) == 0
+    assert service.rejected == {"internal_error": 1}
+    assert service.handle(risk("r2", "red", T0 + 1)) > 0  # the next event is handled
