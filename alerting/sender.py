@@ -6,29 +6,15 @@ permanent failure with a reason, never a silent skip.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Mapping
 
 from alerting.channels.base import HttpRequest, HttpResponse, Verdict, classify_status
 from alerting.channels.command_platform import platform_request
-from alerting.channels.sms import (
-    aliyun_request,
-    aliyun_verdict,
-    gateway_request,
-    tencent_request,
-    tencent_verdict,
-)
+from alerting.channels.sms import sms_adapter
 from alerting.channels.webhook import webhook_request
 from alerting.messages import Notice
 from alerting.outbox import Pending
-from alerting.policy import (
-    AliyunProvider,
-    CommandPlatformChannel,
-    RoutingPolicy,
-    SmsChannel,
-    TencentProvider,
-    WebhookChannel,
-)
+from alerting.policy import CommandPlatformChannel, RoutingPolicy, SmsChannel, WebhookChannel
 from alerting.transport import Transport, TransportError
 
 
@@ -71,19 +57,8 @@ class Sender:
             token = self._secret(channel.token_env)
             return platform_request(channel.url, token, notice, item.key), classify_status
         assert isinstance(channel, SmsChannel)
-        provider = self.policy.sms_providers[channel.provider]
-        if isinstance(provider, AliyunProvider):
-            secret = self._secret(provider.access_key_secret_env)
-            request = aliyun_request(provider, secret, channel.phone, notice, item.key,
-                                     self.now_s(), uuid.uuid4().hex)  # fmt: skip
-            return request, aliyun_verdict
-        if isinstance(provider, TencentProvider):
-            secret = self._secret(provider.secret_key_env)
-            request = tencent_request(provider, secret, channel.phone, notice, item.key,
-                                      self.now_s())  # fmt: skip
-            return request, tencent_verdict
-        token = self._secret(provider.token_env)
-        return gateway_request(provider, token, channel.phone, notice, item.key), classify_status
+        adapter = sms_adapter(self.policy.sms_providers[channel.provider], self._secret)
+        return adapter.request(channel.phone, notice, item.key, self.now_s()), adapter.verdict
 
     async def send(self, item: Pending) -> Verdict:
         """One attempt: delivered, retry or permanent, with a reason."""

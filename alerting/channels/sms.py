@@ -12,7 +12,8 @@
 - **Generic gateway** (`gateway`): JSON POST `{"to", "ref", "encoding", "segments": [...]}` with a
   bearer token; the text is split by `segment_sms` (70/67 UCS-2, 160/153 GSM-7).
 
-Time (`now_s`) and the nonce are passed in, so requests are reproducible in tests.
+Time (`now_s`) and the nonce are passed in, so requests are reproducible in tests. `SmsAdapter`
+is the provider interface (`request`, `verdict`); `sms_adapter` picks the configured one.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -198,3 +202,73 @@ def gateway_request(
         "Idempotency-Key": key,
     }
     return HttpRequest("POST", provider.endpoint, headers, body)
+
+
+class SmsAdapter(Protocol):
+    """The provider interface: one provider's request for a phone, and its verdict."""
+
+    def request(self, phone: str, notice: Notice, key: str, now_s: int) -> HttpRequest:
+        """The signed request sending `notice` to `phone`; `key` is the idempotency key."""
+
+    def verdict(self, response: HttpResponse) -> Verdict:
+        """Delivered, retry or permanent, from the provider's answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class AliyunSms:
+    """Alibaba Cloud SMS; a fresh `SignatureNonce` per request (the API refuses a reused one)."""
+
+    provider: AliyunProvider
+    secret: str
+    nonce: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+
+    def request(self, phone: str, notice: Notice, key: str, now_s: int) -> HttpRequest:
+        """Signed `SendSms`."""
+        return aliyun_request(self.provider, self.secret, phone, notice, key, now_s, self.nonce())
+
+    def verdict(self, response: HttpResponse) -> Verdict:
+        """By the answer's `Code`."""
+        return aliyun_verdict(response)
+
+
+@dataclass(frozen=True, slots=True)
+class TencentSms:
+    """Tencent Cloud SMS."""
+
+    provider: TencentProvider
+    secret: str
+
+    def request(self, phone: str, notice: Notice, key: str, now_s: int) -> HttpRequest:
+        """Signed `SendSms`."""
+        return tencent_request(self.provider, self.secret, phone, notice, key, now_s)
+
+    def verdict(self, response: HttpResponse) -> Verdict:
+        """By `SendStatusSet[0].Code` or the error code."""
+        return tencent_verdict(response)
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySms:
+    """A generic HTTP SMS gateway."""
+
+    provider: GatewayProvider
+    token: str
+
+    def request(self, phone: str, notice: Notice, key: str, now_s: int) -> HttpRequest:
+        """The segments as one JSON POST."""
+        return gateway_request(self.provider, self.token, phone, notice, key)
+
+    def verdict(self, response: HttpResponse) -> Verdict:
+        """By HTTP status."""
+        return classify_status(response)
+
+
+def sms_adapter(
+    provider: AliyunProvider | TencentProvider | GatewayProvider, secret: Callable[[str], str]
+) -> SmsAdapter:
+    """The adapter of a configured provider; `secret(env_name)` looks its credential up."""
+    if isinstance(provider, AliyunProvider):
+        return AliyunSms(provider, secret(provider.access_key_secret_env))
+    if isinstance(provider, TencentProvider):
+        return TencentSms(provider, secret(provider.secret_key_env))
+    return GatewaySms(provider, secret(provider.token_env))
