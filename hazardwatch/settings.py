@@ -71,9 +71,10 @@ class WorkerSettings(_Section):
 
     id: str = Field(default="", description="names the worker's spool; default: the host name")
     tick_interval_s: float = Field(default=1.0, gt=0, description="engine timers on the wall clock")
-    # Readings reach the worker through the bridge and Kafka some 10–500 ms after their ts; the
-    # engine clock trails the wall clock by this much so that they are not judged late.
-    clock_lag_ms: int = Field(default=2000, ge=0)
+    # Readings reach the worker through the bridge and Kafka some 10 ms to seconds after their
+    # ts; the engine clock trails the wall clock by this much so that they are not judged late
+    # (a silent gateway's stale alarm comes this much later).
+    clock_lag_ms: int = Field(default=5000, ge=0)
     # Enterprise colour and flood are merged from all partitions' source changes in time order,
     # after holding each change this long for changes of other partitions that are still in flight.
     enterprise_grace_ms: int = Field(default=2000, ge=0)

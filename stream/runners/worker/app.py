@@ -239,9 +239,11 @@ class WorkerRuntime:
                 log.error("partition %d: unreadable engine row (%s); starting fresh",
                           partition, exc)  # fmt: skip
         engine = PartitionEngine(partition, self.plant, self.sources[partition], self.policy, row)
-        if engine.restored and committed > engine.offset + 1:
+        # Without a row the partition never changed state, but its last values and windows
+        # (rate of change, baseline, flatline, frozen, stale) still rebuild from what was read.
+        if committed > engine.offset + 1:
             start = max(engine.offset + 1, committed - self.settings.worker.rebuild_max_records)
-            if start > engine.offset + 1:
+            if start > engine.offset + 1 and engine.restored:
                 log.warning("partition %d: %d records between snapshot and commit, re-reading "
                             "the last %d", partition, committed - engine.offset - 1,
                             committed - start)  # fmt: skip

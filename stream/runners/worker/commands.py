@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from alerting.commands import AckCommand
@@ -60,12 +61,19 @@ class CommandReader:
 
     async def start(self) -> None:
         """Connect and assign every partition of the topic."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            (described,) = await admin.describe_topics([self.topic])
+        finally:
+            await admin.close()
+        partitions = sorted(int(p["partition"]) for p in described.get("partitions") or [])
+        if not partitions:
+            raise RuntimeError(f"commands topic {self.topic} has no partitions")
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                     enable_auto_commit=False)  # fmt: skip
         await consumer.start()
-        await consumer.topics()  # loads metadata, so the partitions are known
-        partitions = consumer.partitions_for_topic(self.topic) or set()
-        self._tps = {p: TopicPartition(self.topic, p) for p in sorted(partitions)}
+        self._tps = {p: TopicPartition(self.topic, p) for p in partitions}
         consumer.assign(list(self._tps.values()))
         self._consumer = consumer
 

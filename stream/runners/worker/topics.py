@@ -17,6 +17,7 @@ with its topics already created on Kafka 3.9, so the worker creates them all bef
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -109,15 +110,26 @@ async def ensure_topics(
         if missing:
             await admin.create_topics(missing)
             log.info("created Kafka topics %s", [t.name for t in missing])
-        described = await admin.describe_topics(topics.copartitioned())
-        for topic in described:
-            count = len(topic.get("partitions") or [])
+        counts = await _partition_counts(admin, topics.copartitioned())
+        for name, count in counts.items():
             if count != partitions:
                 raise ConfigError(
-                    f"Kafka topic {topic['topic']} has {count} partitions, settings "
+                    f"Kafka topic {name} has {count} partitions, settings "
                     f"kafka.partitions = {partitions}; they must match (hazard sources are "
                     "assigned to partitions by that number)"
                 )
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    """Partition count per topic, waiting (up to 30 s) for topics created a moment ago, by us
+    or by a worker starting at the same time, to appear in the cluster metadata."""
+    deadline = asyncio.get_running_loop().time() + 30.0
+    while True:
+        described = await admin.describe_topics(names)
+        counts = {t["topic"]: len(t.get("partitions") or []) for t in described}
+        if all(counts.get(n) for n in names) or asyncio.get_running_loop().time() > deadline:
+            return {n: counts.get(n, 0) for n in names}
+        await asyncio.sleep(0.2)
