@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import resource
 import statistics
 import sys
 import threading
@@ -32,7 +33,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlparse
 
 import orjson
 import paho.mqtt.client as paho
@@ -101,6 +103,18 @@ def preload(
     publisher.stop()
 
 
+class Drained(NamedTuple):
+    """Throughput of one drain and the process CPU it took per message (both threads)."""
+
+    per_s: float
+    cpu_us_per_message: float
+
+
+def cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def forget(settings: Settings, client_id: str) -> None:
     """Drop a bench session from the broker: clean start, expiring at disconnect."""
     options = LinkOptions(client_id=client_id, clean_start=True, session_expiry_s=0)
@@ -109,7 +123,7 @@ def forget(settings: Settings, client_id: str) -> None:
     link.stop()
 
 
-def bare_paho(settings: Settings, count: int, points: int) -> float:
+def bare_paho(settings: Settings, count: int, points: int) -> Drained:
     """Messages/s a bare paho subscriber drains from a pre-loaded session."""
     client_id = f"bench-bare-{uuid.uuid4().hex[:8]}"
     filters = (protocol.telemetry_filter(settings.mqtt.topic_prefix),)
@@ -127,20 +141,22 @@ def bare_paho(settings: Settings, count: int, points: int) -> float:
         CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
     )
     client.on_message = on_message
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.SessionExpiryInterval = 60
-    start = time.perf_counter()
-    client.connect("127.0.0.1", 1883, clean_start=False, properties=props)
+    url = urlparse(settings.mqtt.url)
+    cpu, start = cpu_s(), time.perf_counter()
+    client.connect(url.hostname or "127.0.0.1", url.port or 1883, clean_start=False,
+                   properties=props)  # fmt: skip
     client.loop_start()
     done.wait(300)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_s() - cpu
     client.disconnect()
     client.loop_stop()
     forget(settings, client_id)
-    return received / elapsed
+    return Drained(received * points / elapsed, cpu / received * 1e6)
 
 
-def ingest_link(settings: Settings, count: int, points: int) -> float:
+def ingest_link(settings: Settings, count: int, points: int) -> Drained:
     """Readings/s decoded by MqttLink + Decoder with manual acks from a pre-loaded session."""
     client_id = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     prefix = settings.mqtt.topic_prefix
@@ -149,7 +165,7 @@ def ingest_link(settings: Settings, count: int, points: int) -> float:
     decoder = Decoder(GatewayDirectory.from_plant(PLANT), prefix)
     options = LinkOptions(client_id=client_id, subscriptions=filters, hook_in_consumer=True)
     link: MqttLink[Decoded] = MqttLink(settings.mqtt, options, decoder.decode)
-    start = time.perf_counter()
+    cpu, start = cpu_s(), time.perf_counter()
     link.start()
     readings = messages = 0
     while messages < count:
@@ -159,13 +175,13 @@ def ingest_link(settings: Settings, count: int, points: int) -> float:
         readings += sum(d.item.accepted for d in batch)
         messages += len(batch)
         link.ack(batch)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_s() - cpu
     link.stop()
     forget(settings, client_id)
     rejected = decoder.counters.messages_with_rejections
     if rejected or messages < count:
         raise SystemExit(f"bench invalid: {rejected} refused, {messages}/{count} received")
-    return readings / elapsed
+    return Drained(readings / elapsed, cpu / messages * 1e6)
 
 
 def ingest_service(settings: Settings, count: int) -> float:
@@ -198,7 +214,7 @@ def ingest_service(settings: Settings, count: int) -> float:
 
 def single_point_rounds(settings: Settings, count: int, rounds: int) -> dict[str, Any]:
     """Bare paho and MqttLink + decoder, alternating; medians and the per-round figures."""
-    pairs = []
+    pairs: list[tuple[Drained, Drained]] = []
     for r in range(rounds):
         if r % 2 == 0:
             bare = bare_paho(settings, count, 1)
@@ -208,11 +224,23 @@ def single_point_rounds(settings: Settings, count: int, rounds: int) -> dict[str
             bare = bare_paho(settings, count, 1)
         pairs.append((bare, single))
     return {
-        "single_point_readings_per_s": round(statistics.median(s for _, s in pairs)),
-        "bare_paho_messages_per_s": round(statistics.median(b for b, _ in pairs)),
-        "single_vs_bare_paho": round(statistics.median(s / b for b, s in pairs), 3),
+        "single_point_readings_per_s": round(statistics.median(s.per_s for _, s in pairs)),
+        "bare_paho_messages_per_s": round(statistics.median(b.per_s for b, _ in pairs)),
+        "single_vs_bare_paho": round(statistics.median(s.per_s / b.per_s for b, s in pairs), 3),
+        # CPU per message is steadier than wall time when other work shares the machine.
+        "single_point_cpu_us_per_message": round(
+            statistics.median(s.cpu_us_per_message for _, s in pairs), 1
+        ),
+        "bare_paho_cpu_us_per_message": round(
+            statistics.median(b.cpu_us_per_message for b, _ in pairs), 1
+        ),
         "single_rounds": [
-            {"bare_paho_messages_per_s": round(b), "single_point_readings_per_s": round(s)}
+            {
+                "bare_paho_messages_per_s": round(b.per_s),
+                "single_point_readings_per_s": round(s.per_s),
+                "bare_paho_cpu_us_per_message": round(b.cpu_us_per_message, 1),
+                "single_point_cpu_us_per_message": round(s.cpu_us_per_message, 1),
+            }
             for b, s in pairs
         ],
     }
@@ -316,8 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     single = single_point_rounds(settings, args.single, args.rounds)
     service = ingest_service(settings, args.single)
-    batched_bare = bare_paho(settings, args.batched, 100) * 100
-    batched = ingest_link(settings, args.batched, 100)
+    batched_bare = bare_paho(settings, args.batched, 100).per_s
+    batched = ingest_link(settings, args.batched, 100).per_s
     bridge_rate, producer_rate = bridge(settings, args.bridge, 100)
     result = {
         **single,
