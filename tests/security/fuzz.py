@@ -536,7 +536,7 @@ def loader_target(
             try:
                 load(path)
             except ConfigFileError as exc:
-                problem = _issue_problem(exc, str(path), n_lines)
+                problem = _issue_problem(exc, str(path), n_lines, text)
                 if problem:
                     _fail(strict, tally, f"{load.__name__}: {problem}", text, str(exc))
                 else:
@@ -569,7 +569,19 @@ _ROOT_MESSAGES = (
 )
 
 
-def _issue_problem(exc: Any, file: str, n_lines: int) -> str:
+def _blank_keys(text: str) -> bool:
+    """True if some mapping key is empty or null: its field name is legitimately blank."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    return any(
+        isinstance(node, dict) and any(key in ("", None) for key in node)
+        for _path, node in _walk(data)
+    )
+
+
+def _issue_problem(exc: Any, file: str, n_lines: int, text: str) -> str:
     """Why a ConfigFileError is not a proper `file:line:field` report ('' when it is)."""
     if not exc.issues:
         return "no issues listed"
@@ -580,7 +592,8 @@ def _issue_problem(exc: Any, file: str, n_lines: int) -> str:
             return f"line {issue.line} outside the file (1..{n_lines})"
         if not issue.message:
             return "issue without a message"
-        if not issue.field and not issue.message.startswith(_ROOT_MESSAGES):
+        root_level = issue.message.startswith(_ROOT_MESSAGES) or _blank_keys(text)
+        if not issue.field and not root_level:
             return f"issue without a field: {issue.message[:80]}"
     return ""
 
