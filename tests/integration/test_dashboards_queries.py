@@ -81,6 +81,7 @@ class Fill:
     database: str
     influx_url: str
     acknowledged: str  # id of the alert acknowledged through the API
+    acknowledged_at_ms: int
 
 
 class Influx:
@@ -287,6 +288,7 @@ def filled(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> It
                 "AND \"tier\" = 'province'")} == set(COLOUR_AFTER_FILL),
             40, "escalations up to the province at every enterprise", why,
         )  # fmt: skip
+        acknowledged_at_ms = int(time.time() * 1000)
         acknowledged = acknowledge_warning(f"http://127.0.0.1:{api_port}")
         wait_until(
             lambda: db.rows(f"SELECT \"state\" FROM \"alert_v1\" WHERE \"alert_id\" = "
@@ -303,7 +305,7 @@ def filled(endpoints: Endpoints, tmp_path_factory: pytest.TempPathFactory) -> It
                                 "WHERE \"reason\" = 'invalid_json'")) >= 2,
             25, "two pipeline snapshots", why,
         )  # fmt: skip
-        yield Fill(database, endpoints.influx_url, acknowledged)
+        yield Fill(database, endpoints.influx_url, acknowledged, acknowledged_at_ms)
     finally:
         runner.send_signal(signal.SIGTERM)
         runner.wait(timeout=30)
@@ -509,6 +511,25 @@ def test_acknowledged_warning_leaves_the_awaiting_panel(influx: Influx, filled: 
     tiers = {r["tier"] for r in told}
     assert {r["tier"] for r in told if r["state"] == "acknowledged"} == tiers
     assert tiers == {"enterprise", "county", "city", "province"}  # orange, then escalated
+
+
+def test_acknowledgement_reaches_the_engine_alarms(influx: Influx, filled: Fill) -> None:
+    """The API's acknowledgement flows into the engine: its alarms leave `unacknowledged`.
+
+    Only an acknowledgement moves an alarm to `acknowledged` (still active) or from
+    `rtn_unacknowledged` to `normal`, so such transitions after the API call prove the round trip.
+    """
+    query = (f"SELECT \"state\", \"tag\" FROM \"alarm_v1\" WHERE \"enterprise\" = "
+             f"'{ACK_ENTERPRISE}' AND time >= {filled.acknowledged_at_ms}ms "
+             "AND (\"state\" = 'acknowledged' OR \"state\" = 'normal')")  # fmt: skip
+    acked = wait_until(lambda: influx.rows(query), 15, "acknowledged alarm transitions")
+    unacked_before = influx.rows(
+        f'SELECT "state", "tag" FROM "alarm_v1" WHERE "enterprise" = '
+        f"'{ACK_ENTERPRISE}' AND time < {filled.acknowledged_at_ms}ms "
+        "AND (\"state\" = 'unacknowledged' OR \"state\" = 'rtn_unacknowledged')"
+    )
+    # the alarms acknowledged are the ones that were waiting for it
+    assert {r["tag"] for r in acked} <= {r["tag"] for r in unacked_before}
 
 
 def test_data_quality_shows_rejections_and_stale_tags(influx: Influx) -> None:
