@@ -32,6 +32,7 @@ from ingest.results import Decoded, GatewayStatus, MessageKind
 from ingest.sequence import SequenceTracker, SeqVerdict
 from ingest.times import time_ms
 
+_TOPIC_CACHE = 4096  # split topics kept; a flood of new topic names only empties the cache
 _MAX_SEQ = 2**63 - 1  # Kafka headers and InfluxDB fields carry seq as a signed 64-bit integer
 _SEQ_REASONS = {
     SeqVerdict.DUPLICATE: Reason.DUPLICATE_SEQUENCE,
@@ -61,6 +62,7 @@ class Decoder:
         self.counters = RejectionCounters()
         self.sequences = SequenceTracker()
         self._topic_head = self.prefix + "/"
+        self._topics: dict[str, tuple[str, str, MessageKind]] = {}
 
     def decode(self, topic: str, payload: bytes, now_ms: int) -> Decoded:
         """The verdict on one message received at `now_ms` (epoch ms); never raises."""
@@ -96,6 +98,16 @@ class Decoder:
         return Decoded(topic, kind, enterprise, gateway, None, None, (), (), (), (), (rejection,))
 
     def _split_topic(self, topic: str) -> tuple[str, str, MessageKind]:
+        # Gateways publish to the same few topics all day: split each one once.
+        split = self._topics.get(topic)
+        if split is None:
+            split = self._split_new_topic(topic)
+            if len(self._topics) >= _TOPIC_CACHE:
+                self._topics.clear()
+            self._topics[topic] = split
+        return split
+
+    def _split_new_topic(self, topic: str) -> tuple[str, str, MessageKind]:
         parts = topic[len(self._topic_head) :].split("/")
         if not topic.startswith(self._topic_head) or len(parts) != 3 or not all(parts):
             raise RefusedError(

@@ -209,3 +209,20 @@ def test_cross_enterprise_publishing_is_refused_both_ways() -> None:
         (Reason.CROSS_ENTERPRISE_TAG, "points[0].tag")
     ]
     assert [r.tag for r in foreign.readings()] == ["U1"]
+
+
+def test_a_flood_of_topic_names_does_not_change_verdicts_on_real_ones() -> None:
+    # Topic splits are cached (bounded); thousands of made-up gateways must neither grow it
+    # without bound nor disturb the verdict on a real gateway's topic, before or after eviction.
+    dec = decoder()
+    first = dec.decode(G1, body(seq=1), NOW_MS)
+    refused = [
+        dec.decode(topic_of(PREFIX, "E1", f"X{i}"), body(seq=1), NOW_MS) for i in range(5000)
+    ]
+    again = dec.decode(G1, body(seq=2), NOW_MS)
+    assert first.accepted == again.accepted == 1
+    assert {r.rejections[0].reason for r in refused} == {Reason.GATEWAY_MISMATCH}
+    assert dec.decode(f"{PREFIX}/E1/G1/config", body(seq=3), NOW_MS).rejections[0].reason is (
+        Reason.BAD_TOPIC
+    )
+    assert len(dec._topics) <= 4096
