@@ -104,6 +104,7 @@ class SinkWriter:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_groups)
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
         self._give_up = threading.Event()
+        self._busy = False
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -115,8 +116,8 @@ class SinkWriter:
 
     @property
     def queued(self) -> int:
-        """Groups waiting to be written."""
-        return self._queue.qsize()
+        """Groups waiting to be written, including the one being written."""
+        return self._queue.qsize() + self._busy
 
     def put(self, group: Group, stop: threading.Event | None = None, timeout_s: float = 0) -> bool:
         """Queue a group, waiting while the queue is full; False if `stop` was set (or
@@ -159,15 +160,24 @@ class SinkWriter:
             if item is _CLOSE:
                 return
             assert isinstance(item, Group)
-            if not self._persist(item) or not self._write(item.commit.lines):
-                return  # giving up at shutdown; the group is not acknowledged
-            self.stats.groups += 1
-            self.stats.lines += len(item.commit.lines)
-            self.stats.acks += len(item.deliveries)
+            self._busy = True
             try:
-                self.on_written(item)
-            except Exception:  # an ack that fails is redelivered later: log, keep writing
-                log.exception("acknowledging a written group failed")
+                self._group(item)
+            finally:
+                self._busy = False
+            if self._give_up.is_set():
+                return  # shutting down with InfluxDB and the spool unavailable
+
+    def _group(self, item: Group) -> None:
+        if not self._persist(item) or not self._write(item.commit.lines):
+            return  # giving up at shutdown; the group is not acknowledged
+        self.stats.groups += 1
+        self.stats.lines += len(item.commit.lines)
+        self.stats.acks += len(item.deliveries)
+        try:
+            self.on_written(item)
+        except Exception:  # an ack that fails is redelivered later: log, keep writing
+            log.exception("acknowledging a written group failed")
 
     def _persist(self, group: Group) -> bool:
         while True:

@@ -245,6 +245,13 @@ class EmbeddedRunner:
             "engine_restored": self.pipeline.restored,
         }
 
+    def idle(self) -> bool:
+        """Nothing waiting anywhere: MQTT queue, open group, writer, alert outbox."""
+        with self._lock:
+            open_work = bool(self._open) or self.pipeline.pending_lines > 0
+        pending = self.alerting.service.outbox.counts().get("pending", 0)
+        return not (open_work or self.link.pending() or self.writer.queued or pending)
+
     # -- life-cycle ------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
         """Serve until `stop` is set, then drain: write the open group (InfluxDB or spool),

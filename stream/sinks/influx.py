@@ -83,6 +83,9 @@ class InfluxSink:
         """Flush what is buffered (to InfluxDB or the spool) and release the client."""
         self.flush()
         self._client.close()  # type: ignore[no-untyped-call]
+        # The write service holds the API client too; left alive it is finalised at interpreter
+        # exit, when urllib3 can no longer import what it needs (a noisy ImportError).
+        self._write.api_client = None
 
     def ensure_database(self) -> None:
         """Create the database and a retention policy of >= retention_days where permitted."""
