@@ -13,8 +13,10 @@ measures the subscriber, not the publisher:
   share; medians are reported, and `single_vs_bare_paho` is the median of the per-round ratios;
 - `single_point_service_readings_per_s`: the whole embedded `IngestService` consumer (hand-off
   to a counter, gateway status board, dead-letter check, ack), 1-point messages, for reference;
-- `batched_readings_per_s`: the same with 100-point messages (target ≥ 300,000), next to
+- `batched_readings_per_s`: the same rounds with 100-point messages (target ≥ 300,000), next to
   `batched_bare_paho_readings_per_s`;
+- `*_cpu_us_per_message`: process CPU (both threads) per message, median over the rounds: the
+  steadier comparison when other work shares the machine;
 - `bridge_readings_per_s`: `Bridge` MQTT → Kafka with acks after Kafka, 100-point messages,
   next to `kafka_producer_readings_per_s` (the same records sent by a bare aiokafka producer).
 
@@ -212,36 +214,43 @@ def ingest_service(settings: Settings, count: int) -> float:
     return handed / elapsed
 
 
-def single_point_rounds(settings: Settings, count: int, rounds: int) -> dict[str, Any]:
-    """Bare paho and MqttLink + decoder, alternating; medians and the per-round figures."""
-    pairs: list[tuple[Drained, Drained]] = []
+def alternating(
+    settings: Settings, count: int, points: int, rounds: int
+) -> list[tuple[Drained, Drained]]:
+    """(bare paho, MqttLink + decoder) per round; which one goes first alternates."""
+    pairs = []
     for r in range(rounds):
         if r % 2 == 0:
-            bare = bare_paho(settings, count, 1)
-            single = ingest_link(settings, count, 1)
+            bare = bare_paho(settings, count, points)
+            link = ingest_link(settings, count, points)
         else:
-            single = ingest_link(settings, count, 1)
-            bare = bare_paho(settings, count, 1)
-        pairs.append((bare, single))
+            link = ingest_link(settings, count, points)
+            bare = bare_paho(settings, count, points)
+        pairs.append((bare, link))
+    return pairs
+
+
+def summary(
+    pairs: list[tuple[Drained, Drained]], link: tuple[str, str], bare: tuple[str, str], ratio: str
+) -> dict[str, Any]:
+    """Medians over the rounds, the median per-round ratio, CPU per message, every round.
+
+    `link` and `bare` are (name, rate key), e.g. ("bare_paho", "bare_paho_messages_per_s").
+    """
+    (link_name, link_key), (bare_name, bare_key) = link, bare
     return {
-        "single_point_readings_per_s": round(statistics.median(s.per_s for _, s in pairs)),
-        "bare_paho_messages_per_s": round(statistics.median(b.per_s for b, _ in pairs)),
-        "single_vs_bare_paho": round(statistics.median(s.per_s / b.per_s for b, s in pairs), 3),
+        link_key: round(statistics.median(s.per_s for _, s in pairs)),
+        bare_key: round(statistics.median(b.per_s for b, _ in pairs)),
+        ratio: round(statistics.median(s.per_s / b.per_s for b, s in pairs), 3),
         # CPU per message is steadier than wall time when other work shares the machine.
-        "single_point_cpu_us_per_message": round(
+        f"{link_name}_cpu_us_per_message": round(
             statistics.median(s.cpu_us_per_message for _, s in pairs), 1
         ),
-        "bare_paho_cpu_us_per_message": round(
+        f"{bare_name}_cpu_us_per_message": round(
             statistics.median(b.cpu_us_per_message for b, _ in pairs), 1
         ),
-        "single_rounds": [
-            {
-                "bare_paho_messages_per_s": round(b.per_s),
-                "single_point_readings_per_s": round(s.per_s),
-                "bare_paho_cpu_us_per_message": round(b.cpu_us_per_message, 1),
-                "single_point_cpu_us_per_message": round(s.cpu_us_per_message, 1),
-            }
-            for b, s in pairs
+        f"{link_name}_rounds": [
+            {bare_key: round(b.per_s), link_key: round(s.per_s)} for b, s in pairs
         ],
     }
 
@@ -332,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--single", type=int, default=20_000, help="1-point messages a round")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating single-point rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--batched", type=int, default=3_000, help="100-point messages")
     parser.add_argument("--bridge", type=int, default=2_000, help="100-point messages via Kafka")
     args = parser.parse_args(argv)
@@ -342,17 +351,25 @@ def main(argv: list[str] | None = None) -> int:
             "mqtt": base.mqtt.model_copy(update={"topic_prefix": f"bench/{uuid.uuid4().hex[:8]}"})
         }
     )
-    single = single_point_rounds(settings, args.single, args.rounds)
+    single = alternating(settings, args.single, 1, args.rounds)
     service = ingest_service(settings, args.single)
-    batched_bare = bare_paho(settings, args.batched, 100).per_s
-    batched = ingest_link(settings, args.batched, 100).per_s
+    batched = alternating(settings, args.batched, 100, args.rounds)
     bridge_rate, producer_rate = bridge(settings, args.bridge, 100)
     result = {
-        **single,
+        **summary(
+            single,
+            ("single_point", "single_point_readings_per_s"),
+            ("bare_paho", "bare_paho_messages_per_s"),
+            "single_vs_bare_paho",
+        ),
         "single_target_ratio": 0.8,
         "single_point_service_readings_per_s": round(service),
-        "batched_readings_per_s": round(batched),
-        "batched_bare_paho_readings_per_s": round(batched_bare),
+        **summary(
+            batched,
+            ("batched", "batched_readings_per_s"),
+            ("batched_bare_paho", "batched_bare_paho_readings_per_s"),
+            "batched_vs_bare_paho",
+        ),
         "batched_target_readings_per_s": 300_000,
         "bridge_readings_per_s": round(bridge_rate),
         "kafka_producer_readings_per_s": round(producer_rate),
