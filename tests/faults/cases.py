@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,12 +39,12 @@ from tests.faults.rigs import (
 )
 from tests.faults.workload import Reference, Workload, build_workload, reference
 from tests.processes import wait_until
-from tests.proxy import TcpProxy
 from tests.services import Endpoints
 
 RECEIVER_DOWN_S = 120.0
 INFLUX_DOWN_S = 60.0
 SPOOL_OUTAGE_S = 40.0
+SPOOL_FULL_FILL = 0.9
 
 
 def settle(check: Callable[[], Any], timeout: float) -> bool:
@@ -225,34 +228,52 @@ def receiver_down(case: Case, endpoints: Endpoints) -> None:
 
 
 def spool_limit(case: Case, endpoints: Endpoints) -> None:
-    """InfluxDB unreachable for 40 s with a 16 KiB spool: the spool fills, ingest holds back."""
+    """InfluxDB down for 40 s with a 16 KiB spool: the spool fills, ingest holds back."""
     _spool_case(case, endpoints, tmpfs=False)
 
 
 def spool_disk_full(case: Case, endpoints: Endpoints) -> None:
-    """The spool's file system runs out of space (64 KiB tmpfs) while InfluxDB is unreachable."""
+    """The spool's file system runs out of space (64 KiB tmpfs) while InfluxDB is down."""
     _spool_case(case, endpoints, tmpfs=True)
 
 
-def _mount_tmpfs(case: Case, path: Any, size: str) -> bool:
+def tmpfs_available() -> bool:
+    """True when this process may mount a tmpfs (root with CAP_SYS_ADMIN), probed once."""
+    global _TMPFS
+    if _TMPFS is None:
+        _TMPFS = False
+        if os.geteuid() == 0 and shutil.which("mount"):
+            probe = Path(tempfile.mkdtemp(prefix="hw-fault-tmpfs-probe-"))
+            mounted = (
+                subprocess.run(
+                    ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(probe)],
+                    capture_output=True,
+                ).returncode
+                == 0
+            )
+            if mounted:
+                subprocess.run(["umount", str(probe)], check=True)
+            probe.rmdir()
+            _TMPFS = mounted
+    return _TMPFS
+
+
+_TMPFS: bool | None = None
+
+
+def _mount_tmpfs(case: Case, path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
+    if not tmpfs_available():
         return False
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        case.report.notes.append(f"tmpfs mount refused: {done.stderr.strip()}")
-        return False
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
     case.at_exit(lambda: subprocess.run(["umount", "-l", str(path)], check=False))
     return True
 
 
 def _spool_case(case: Case, endpoints: Endpoints, tmpfs: bool) -> None:
-    proxy = TcpProxy(*_host_port(endpoints.influx_url)).start()
-    case.at_exit(proxy.cut)
+    influx = PrivateInflux(private_dir("influxdb"))
+    case.at_exit(influx.close)
+    influx.start()
     spool_dir = case.workdir / "data" / "spool"
     runner: dict[str, str] = {}
     if tmpfs and _mount_tmpfs(case, spool_dir, "64k"):
@@ -262,27 +283,24 @@ def _spool_case(case: Case, endpoints: Endpoints, tmpfs: bool) -> None:
         case.report.figures["spool_medium"] = "spool_max_bytes 16 KiB"
         if tmpfs:
             case.report.notes.append("no tmpfs here: disk full emulated by the spool byte limit")
-    database = _shared_db(case, endpoints)
-    rig = EmbeddedRig(
-        case, f"mqtt://{endpoints.mqtt_host}:{endpoints.mqtt_port}", proxy.url, database, **runner
-    )
-    rig.child.start()
+    rig = _embedded(case, endpoints, influx_url=influx.url, **runner)
     workload, publisher, ref = _start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
     point = case.fractions(1, 0.3, 0.4, 0)[0]
     publisher.wait_progress(point)
-    proxy.cut()
+    influx.stop()
     full_seen = unhealthy_seen = False
     least_free = 2**62
     deadline = time.monotonic() + SPOOL_OUTAGE_S
-    while time.monotonic() < deadline:  # the fault itself: InfluxDB unreachable this long
+    while time.monotonic() < deadline:  # the fault itself: InfluxDB down this long
         with contextlib.suppress(httpx.HTTPError):
             health = rig.health()
-            full_seen |= health.get("spool_fill", 0) >= 1.0
+            # full: the next batch no longer fits, a batch or less below the limit
+            full_seen |= health.get("spool_fill", 0) >= SPOOL_FULL_FILL
             unhealthy_seen |= not health.get("ok", True)
         stat = os.statvfs(spool_dir)
         least_free = min(least_free, stat.f_bavail * stat.f_frsize)
         time.sleep(0.5)
-    proxy.start()
+    influx.start()
     case.report.figures.update(
         spool_full_seen=full_seen,
         healthz_not_ok_seen=unhealthy_seen,
@@ -290,11 +308,6 @@ def _spool_case(case: Case, endpoints: Endpoints, tmpfs: bool) -> None:
     )
     case.report.recovery["fault took effect (spool full)"] = full_seen or least_free < 4096
     _verify_embedded(case, rig, workload, publisher, ref.result())
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    host, _, port = url.split("://", 1)[1].partition(":")
-    return host, int(port.rstrip("/") or 80)
 
 
 def bridge_sigkill(case: Case, endpoints: Endpoints) -> None:

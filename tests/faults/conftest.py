@@ -36,7 +36,9 @@ def run_case(name: str, endpoints: Endpoints, delay_s: float) -> FaultReport:
     case = Case(name, FAULTS[name], SEED, ANSWER_DELAY_S.get(name, 0.0))
     try:
         CASES[name](case, endpoints)
-    except Exception:
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # asyncio's CancelledError too: every failure becomes a figure
         case.report.error = traceback.format_exc()
     case.report.elapsed_s = round(time.monotonic() - case.started, 1)
     failed = case.report.error is not None

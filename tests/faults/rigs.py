@@ -82,12 +82,15 @@ class Case:
 
 
 def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text → {'name{labels}': value}."""
+    """Prometheus text → {'name{labels}': value}; counters also without their `_total`."""
     out = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
+            family, brace, labels = name.partition("{")
+            if family.endswith("_total"):
+                out[family.removesuffix("_total") + brace + labels] = float(value)
     return out
 
 
@@ -223,25 +226,27 @@ def telemetry_in_kafka(bootstrap: str, topic: str) -> tuple[dict[str, int], int]
     """Readings per tag in a telemetry topic after dedup by (gw, seq, source); and the copies."""
 
     async def read() -> tuple[dict[str, int], int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            [described] = await admin.describe_topics([topic])
+        finally:
+            await admin.close()
+        tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        if not tps:
+            return {}, 0
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
         )
         await consumer.start()
         try:
-            partitions = consumer.partitions_for_topic(topic) or set()
-            if not partitions:
-                await consumer.force_metadata_update()
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-            if not tps:
-                return {}, 0
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             end = await consumer.end_offsets(tps)
             seen: set[tuple[str, int, str]] = set()
             tags: Counter[str] = Counter()
             copies = 0
-            while any(await consumer.position(tp) < end[tp] for tp in tps):
+            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
                 for records in batches.values():
                     for record in records:
