@@ -2,8 +2,9 @@
 
 - `file_readings_per_s`: tank-farm normal day stretched to `--days`, simulated and written as
   readings.jsonl to a temporary file (physics + instruments + faults + encoding + write).
-  Ceiling measured in the same run: `file_write_ceiling_readings_per_s` — writing the same bytes
-  again with no simulation or encoding (the disk and page cache).
+  Ceilings measured in the same run: `file_write_ceiling_readings_per_s` — writing the same bytes
+  again with no simulation or encoding (the disk and page cache) — and
+  `file_simulation_ceiling_readings_per_s` — the same simulation without encoding or writing.
 - `mqtt_readings_per_s`: the same plant published unpaced to the local Mosquitto as gateway
   batches with QoS 1 (acks awaited), for `--mqtt-s` simulated seconds. Ceiling:
   `mqtt_publish_ceiling_readings_per_s` — pre-encoded batches of the same size published on one
@@ -52,11 +53,16 @@ def file_throughput(days: float) -> dict[str, float]:
             stream.write(data)
             stream.flush()
         ceiling = time.perf_counter() - started
+    again = _simulation(days * 86400)
+    started = time.perf_counter()
+    simulated = sum(len(chunk) for chunk in again.chunks())
+    simulation = time.perf_counter() - started
     return {
         "file_readings": count,
         "file_seconds": round(elapsed, 3),
         "file_readings_per_s": round(count / elapsed),
         "file_write_ceiling_readings_per_s": round(count / max(ceiling, 1e-9)),
+        "file_simulation_ceiling_readings_per_s": round(simulated / simulation),
     }
 
 
