@@ -341,12 +341,89 @@ def by_source(events: list[dict[str, Any]]) -> dict[str | None, list[str]]:
 
 
 def assert_same_events(got: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
-    assert {e["id"] for e in got} == {e["id"] for e in expected}, (
-        f"worker and evaluate differ:\nonly worker {[e for e in got if e not in expected]}\n"
-        f"only evaluate {[e for e in expected if e not in got]}"
+    mine, theirs = {e["id"] for e in got}, {e["id"] for e in expected}
+    assert mine == theirs, (
+        f"worker and evaluate differ:\nonly worker {[e for e in got if e['id'] not in theirs]}"
+        f"\nonly evaluate {[e for e in expected if e['id'] not in mine]}"
     )
     # one hazard source (and the enterprise level) keeps the engine's order
     assert by_source(got) == by_source(expected)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_partition_engines_and_enterprise_merge_equal_one_engine(seed: int, tmp_path: Path) -> None:
+    """Without services: the worker's split (one engine per partition, enterprise colour and
+    flood merged from source changes) against one engine over the whole plant, with partitions
+    read in a random order and random batch sizes."""
+    import random
+
+    from hazardwatch.plant.loader import load_plant
+    from stream.engine import ReadingBatch, RiskEngine
+    from stream.events import event_to_dict
+    from stream.policy import EnginePolicy
+    from stream.runners.worker.enterprise import EnterpriseMerge
+    from stream.runners.worker.partition import PartitionEngine
+    from stream.runners.worker.partitioning import sources_by_partition
+    from stream.tagtable import TagTable
+
+    (tmp_path / "plant.yaml").write_text(plant_yaml(), "utf-8")
+    plant = load_plant(tmp_path / "plant.yaml")
+    policy = EnginePolicy(flood_start_above=2, flood_end_below=1, flood_window_ms=5000)
+    rng = random.Random(seed)
+    t0, readings = 1_700_000_000_000, []
+    levels = [10.0, 15.5, 17.5]
+    for k in range(150):  # one gateway message per second, each tank wandering between bands
+        ts = t0 + k * 1000
+        readings.append([(tag, ts, rng.choice(levels) if rng.random() < 0.3 else 10.0)
+                         for tag in TAGS])  # fmt: skip
+
+    whole = RiskEngine(TagTable.from_plant(plant), policy)
+    index = {tag: i for i, tag in enumerate(whole.table.tag_ids)}
+    expected = []
+    for message in readings:
+        expected += whole.process(ReadingBatch.of([index[t] for t, _, _ in message],
+                                                  [ts for _, ts, _ in message],
+                                                  [v for _, _, v in message]))  # fmt: skip
+
+    sources = sources_by_partition(plant, PARTITIONS)
+    engines = {p: PartitionEngine(p, plant, ids, policy) for p, ids in sources.items()}
+    merge = EnterpriseMerge("E1", tuple(SOURCES), policy)
+    records: dict[int, list[tuple[int, bytes | None]]] = {p: [] for p in engines}
+    for seq, message in enumerate(readings, 1):
+        for tag, ts, value in message:
+            source = tag.removesuffix("-LT")
+            value_json = {
+                "v": 1,
+                "gw": "GW1",
+                "seq": seq,
+                "sent": ts,
+                "enterprise": "E1",
+                "source": source,
+                "tags": [tag],
+                "ts": [ts],
+                "vals": [value],
+                "q": [0],
+            }
+            part = records[partition(source)]
+            part.append((len(part), orjson.dumps(value_json)))
+            if rng.random() < 0.05:  # the bridge resent a record after a crash
+                part.append((len(part), orjson.dumps(value_json)))  # fmt: skip
+    got = []
+    order = list(engines)
+    rng.shuffle(order)
+    for p in order:
+        pending = records[p]
+        while pending:
+            size = rng.randint(1, 12)
+            step = engines[p].handle(pending[:size])
+            pending = pending[size:]
+            got += step.events
+            for change in step.changes:
+                merge.add(change)
+    got += merge.release(readings[-1][0][1])
+    assert sum(e.counters.duplicates for e in engines.values()) > 0
+    assert_same_events([event_to_dict(e) for e in got], [event_to_dict(e) for e in expected])
+    assert {e.type for e in expected} >= {"alarm", "risk", "flood"}
 
 
 def test_worker_events_equal_evaluate_through_bridge(site: Site) -> None:

@@ -24,6 +24,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any, cast
 
 import faust
@@ -31,18 +32,19 @@ from faust.streams import Stream
 from faust.types import TP, EventT, StreamT
 
 from alerting.commands import AckCommand
-from hazardwatch.errors import BackpressureError
 from hazardwatch.plant.model import Plant
 from hazardwatch.settings import Settings
-from stream.events import AlarmEvent, DataQualityEvent, Event, FloodEvent, event_to_json
+from stream.events import Event
 from stream.policy import EnginePolicy
 from stream.runners.worker.codec import EngineRow, RowError, engine_key, key_partition
-from stream.runners.worker.commands import CommandReader
+from stream.runners.worker.commands import CommandReader, command_positions
+from stream.runners.worker.config import faust_app
 from stream.runners.worker.enterprise import EnterpriseMerge
 from stream.runners.worker.feed import SourceChange
+from stream.runners.worker.outputs import Outputs
 from stream.runners.worker.partition import PartitionEngine, Step
 from stream.runners.worker.partitioning import partition_of, sources_by_partition
-from stream.runners.worker.rebuild import committed_offsets, read_range
+from stream.runners.worker.rebuild import committed_offsets, rebuild
 from stream.runners.worker.topics import ENGINE_TABLE, ENTERPRISE_TABLE, WorkerTopics
 from stream.sinks.influx import InfluxSink
 from stream.sinks.lines import EventLines
@@ -101,46 +103,24 @@ class WorkerRuntime:
         self.assigned: set[int] = set()
         self.ready = False  # first assignment done
         self.rebalancing = True
-        self.backpressure = False
         self.lag: dict[int, int] = {}
-        self.events_out = 0
         self.counters: Counter[str] = Counter()
         self._lock = asyncio.Lock()
         self._commands: CommandReader | None = None
         self._generation = 0  # bumped when the set of engines changes
         self.app = self._build_app(home)
+        self.outputs = Outputs(self.sink, self.topics, self._send, self._partition)
 
     # -- faust wiring ---------------------------------------------------------------------------
-    def _build_app(self, home: Any) -> faust.App:
-        s, w = self.settings, self.settings.worker
-        servers = ";".join(s.kafka.bootstrap_servers.split(","))
-        app = faust.App(
-            self.topics.app_id,
-            broker=f"kafka://{servers}",
-            key_serializer="raw",
-            value_serializer="raw",
-            topic_partitions=self.n_partitions,
-            topic_replication_factor=s.kafka.replication_factor,
-            topic_allow_declare=False,
-            topic_disable_leader=True,
-            web_enabled=False,
-            autodiscover=False,
-            store="memory://",
-            datadir=str(home / "faust"),
-            consumer_auto_offset_reset="earliest",
-            broker_commit_interval=w.commit_interval_s,
-            broker_session_timeout=w.session_timeout_s,
-            broker_heartbeat_interval=w.heartbeat_interval_s,
-            broker_rebalance_timeout=w.rebalance_timeout_s,
-            producer_acks=-1,
-            processing_guarantee="at_least_once",
-        )
+    def _build_app(self, home: Path) -> faust.App:
+        app = faust_app(self.settings, self.topics.app_id, home)
         n = self.n_partitions
         kw: dict[str, Any] = {"key_type": bytes, "value_type": bytes}
         self.telemetry_topic = app.topic(self.topics.telemetry, partitions=n, **kw)
         self.changes_topic = app.topic(self.topics.source_changes, partitions=n, **kw)
-        self.out_topics = {name: app.topic(name, **kw) for name in
-                           (self.topics.alarms, self.topics.risk, self.topics.alerts)}  # fmt: skip
+        outs = (self.topics.alarms, self.topics.risk, self.topics.alerts)
+        self.out_topics = {name: app.topic(name, **kw) for name in outs}
+        self.out_topics[self.topics.source_changes] = self.changes_topic
         self.engine_table = self._table(app, ENGINE_TABLE, _engine_partition)
         self.enterprise_table = self._table(app, ENTERPRISE_TABLE, lambda key: partition_of(key, n))
         w_ = self.settings.worker
@@ -181,6 +161,14 @@ class WorkerRuntime:
             log.critical("batch handler failed; exiting so the batch is read again", exc_info=True)
             logging.shutdown()
             os._exit(70)
+
+    async def _send(
+        self, topic: str, key: bytes, value: bytes, partition: int | None
+    ) -> Awaitable[Any]:
+        # force: publish now, not "attached" to the current event until faust commits it,
+        # which would make waiting for the delivery wait forever.
+        return await self.out_topics[topic].send(key=key, value=value, partition=partition,
+                                                 force=True)  # fmt: skip
 
     def _table(self, app: faust.App, name: str, route: Callable[[Any], int]) -> RoutedTable:
         table = RoutedTable(app, name=name, partitions=self.n_partitions, key_type=bytes,
@@ -241,26 +229,11 @@ class WorkerRuntime:
         engine = PartitionEngine(partition, self.plant, self.sources[partition], self.policy, row)
         # Without a row the partition never changed state, but its last values and windows
         # (rate of change, baseline, flatline, frozen, stale) still rebuild from what was read.
-        if committed > engine.offset + 1:
-            start = max(engine.offset + 1, committed - self.settings.worker.rebuild_max_records)
-            if start > engine.offset + 1 and engine.restored:
-                log.warning("partition %d: %d records between snapshot and commit, re-reading "
-                            "the last %d", partition, committed - engine.offset - 1,
-                            committed - start)  # fmt: skip
-            engine.offset = start - 1
-            steps = []
-            async for records in read_range(
-                self.settings.kafka.bootstrap_servers,
-                self.topics.telemetry,
-                partition,
-                start,
-                committed,
-            ):
-                # Readings and their lines were written before that commit; events reappear
-                # only if the old owner died between publishing them and saving its row.
-                steps.append((engine, engine.handle(records, lines=False)))
-            self.counters["rebuilt_records"] += committed - start
-            await self._make_durable(steps)
+        steps, reread = await rebuild(engine, self.settings.kafka.bootstrap_servers,
+                                      self.topics.telemetry, committed,
+                                      self.settings.worker.rebuild_max_records)  # fmt: skip
+        self.counters["rebuilt_records"] += reread
+        await self._make_durable([(engine, step) for step in steps])
         return engine
 
     def _merge_for(self, enterprise: str) -> EnterpriseMerge:
@@ -349,12 +322,12 @@ class WorkerRuntime:
                     touched.append(enterprise)
             if released:
                 lines = [self.event_lines.line(e) for e in released]
-                await self._write_lines(lines)
-                await self._publish(released, [])
+                await self.outputs.write_lines(lines)
+                await self.outputs.publish(released, [])
             for enterprise in touched:
                 self.enterprise_table[enterprise.encode()] = self.merges[enterprise].to_bytes()
             if not steps and not released:
-                await self._write_lines([])  # retry the spool when its backoff has passed
+                await self.outputs.write_lines([])  # retry the spool when its backoff has passed
 
     def _update_lag(self) -> None:
         consumer = self.app.consumer
@@ -379,7 +352,11 @@ class WorkerRuntime:
                 if generation != self._generation:
                     async with self._lock:
                         generation = self._generation
-                        await self._position_commands(reader)
+                        await reader.seek(
+                            command_positions(
+                                list(self.engines.values()), await reader.end_offsets()
+                            )
+                        )
                 records = await reader.poll(500)
                 if not records:
                     continue
@@ -407,74 +384,24 @@ class WorkerRuntime:
             self.counters["acknowledgements"] += 1
         return steps
 
-    async def _position_commands(self, reader: CommandReader) -> None:
-        """Read from the lowest offset any engine has not seen; fresh engines start at the end."""
-        ends = await reader.end_offsets()
-        positions = {}
-        for partition, end in ends.items():
-            wanted = []
-            for engine in self.engines.values():
-                engine.command_offsets.setdefault(partition, end)
-                wanted.append(engine.command_offsets[partition])
-            positions[partition] = min(wanted, default=end)
-        await reader.seek(positions)
-
     # -- durability --------------------------------------------------------------------------------
     async def _make_durable(self, steps: list[tuple[PartitionEngine, Step]]) -> None:
         """InfluxDB (or spool) first, then the output topics, then the table rows."""
         lines = [line for _, step in steps for line in step.lines]
-        await self._write_lines(lines)
+        await self.outputs.write_lines(lines)
         events = [e for _, step in steps for e in step.events]
         changes = [c for _, step in steps for c in step.changes]
-        await self._publish(events, changes)
+        await self.outputs.publish(events, changes)
         for engine, step in steps:
             if step.changed:
                 self.engine_table[engine_key(engine.partition)] = engine.row().encode()
-
-    async def _write_lines(self, lines: list[str]) -> None:
-        """Hand lines to the sink and flush; while the spool is full, hold (backpressure)."""
-        call: Callable[[], None] = lambda: self._add_and_flush(lines)  # noqa: E731
-        while True:
-            try:
-                await asyncio.to_thread(call)
-                self.backpressure = False
-                return
-            except BackpressureError as exc:
-                if not self.backpressure:
-                    log.error("InfluxDB spool full, holding telemetry: %s", exc)
-                self.backpressure = True
-                call = self.sink.flush  # the lines stay buffered in the sink: only flush again
-                await asyncio.sleep(1.0)
-
-    def _add_and_flush(self, lines: list[str]) -> None:
-        self.sink.add(lines)
-        self.sink.flush()
-
-    async def _publish(self, events: list[Event], changes: list[SourceChange]) -> None:
-        """Send events and source changes and wait until Kafka acknowledged all of them."""
-        if not events and not changes:
-            return
-        pending = []
-        topics = self.topics
-        for event in events:
-            value, key = event_to_json(event), event.enterprise.encode()
-            kind = topics.alarms if isinstance(event, AlarmEvent | DataQualityEvent | FloodEvent) \
-                else topics.risk  # fmt: skip
-            for name in (kind, topics.alerts):
-                pending.append(await self.out_topics[name].send(key=key, value=value, force=True))
-        for change in changes:
-            pending.append(await self.changes_topic.send(
-                key=change.enterprise.encode(), value=change.to_json(),
-                partition=self._partition(change.enterprise), force=True))  # fmt: skip
-        await asyncio.gather(*pending)
-        self.events_out += len(events)
 
     # -- operations ------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
         """`/healthz`: assigned (after the first rebalance) and the spool not full."""
         spool_fill = self.sink.spool.fill
         return {
-            "ok": bool(self.ready and spool_fill < 1.0 and not self.backpressure),
+            "ok": bool(self.ready and spool_fill < 1.0 and not self.outputs.backpressure),
             "worker": self.worker_id,
             "partitions": sorted(self.assigned),
             "engines": sorted(self.engines),

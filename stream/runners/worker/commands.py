@@ -17,6 +17,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from alerting.commands import AckCommand
+from stream.runners.worker.partition import PartitionEngine
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +114,14 @@ class CommandReader:
                     log.warning("commands %s@%d: not an acknowledgement", tp, record.offset)
                 out.append(CommandRecord(tp.partition, record.offset, ack))
         return out
+
+
+def command_positions(engines: list[PartitionEngine], ends: dict[int, int]) -> dict[int, int]:
+    """Where to read each commands partition: the lowest offset an engine has not seen. An
+    engine without a position (fresh, or a partition added) starts at the end: no acknowledgement
+    written before it existed can concern its alarms."""
+    positions = {}
+    for partition, end in ends.items():
+        wanted = [engine.command_offsets.setdefault(partition, end) for engine in engines]
+        positions[partition] = min(wanted, default=end)
+    return positions

@@ -9,9 +9,9 @@ the topic `{prefix}.source-changes` keyed by enterprise, every change the enterp
     severity   a source's highest unit severity changed without changing its colour
     new_alarm  an alarm became active and unacknowledged (what the engine's flood counts)
 
-JSON: {"k": "colour"|"severity"|"new_alarm", "id", "ts" (epoch ms), "enterprise",
-"source" (null for new_alarm), "colour" (1–4), "severity" (0–3)}. `id` is deterministic, so a
-change re-published after a failover is recognised and applied once.
+JSON: {"k": "colour"|"severity"|"new_alarm", "id", "ts" (epoch ms), "enterprise", "source",
+"colour" (1–4), "severity" (0–3)}. `id` is deterministic (the risk or alarm event's id for colour
+and new_alarm), so a change re-published after a failover is recognised and applied once.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def ops_server(runtime: WorkerRuntime) -> OpsServer:
         sink=lambda: vars(runtime.sink.stats).copy(),
         spool_fill=lambda: runtime.sink.spool.fill,
         queue_depth=lambda: sum(dict(runtime.lag).values()),
-        events_out=lambda: runtime.events_out,
+        events_out=lambda: runtime.outputs.events_out,
     )
     registry.register(RunnerCollector(sources))
     registry.register(WorkerCollector(runtime))

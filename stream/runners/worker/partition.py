@@ -16,15 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
-import numpy as np
-
 from alerting.commands import AckCommand
 from hazardwatch.plant.model import Plant
-from hazardwatch.types import AlarmState
 from ingest.sequence import SequenceTracker, SeqVerdict
 from stream.engine import Command, CommandKind, RiskEngine
-from stream.events import AlarmEvent, Event, FloodEvent, RiskEvent, event_id
+from stream.events import Event
 from stream.policy import EnginePolicy
+from stream.runners.worker.changes import SourceChangeTracker
 from stream.runners.worker.codec import EngineRow
 from stream.runners.worker.feed import SourceChange
 from stream.runners.worker.partitioning import sub_plant
@@ -89,10 +87,7 @@ class PartitionEngine:
         self.event_lines = EventLines({e.id: e.region for e in plant.enterprises})
         self.dedup = SequenceTracker()
         self.counters = PartitionCounters()
-        state = self.engine.state
-        self._told_severity = state.ssev.astype(np.int64).tolist()
-        self._flood_seen = [list(times) for times in state.flood_times]
-        self._enterprise_of_ids = table.enterprise_ids
+        self.changes = SourceChangeTracker(self.engine)
 
     # -- inputs --------------------------------------------------------------------------------
     def handle(self, records: Sequence[tuple[int, bytes | None]], *, lines: bool = True) -> Step:
@@ -168,74 +163,6 @@ class PartitionEngine:
         produced = call()
         if not produced:
             return Step()
-        step = Step(changed=True)
-        activated: dict[tuple[str, int], list[str]] = {}  # (enterprise, ts) → sources
-        for event in produced:
-            if isinstance(event, FloodEvent):
-                continue
-            if isinstance(event, RiskEvent):
-                if event.level == "enterprise":
-                    continue
-                assert event.source is not None
-                step.changes.append(
-                    SourceChange("colour", event_id(event), event.ts_ms, event.enterprise,
-                                 event.source, int(event.colour), int(event.severity))
-                )  # fmt: skip
-                self._told_severity[self._source_index(event.source)] = int(event.severity)
-            elif isinstance(event, AlarmEvent) and event.state is AlarmState.UNACKED:
-                activated.setdefault((event.enterprise, event.ts_ms), []).append(event.source)
-            step.events.append(event)
-        if activated:
-            step.changes += self._new_alarms(activated)
-        step.changes += self._severity_changes(step.events)
-        step.changes.sort(key=lambda c: c.ts_ms)
-        step.lines = [self.event_lines.line(e) for e in step.events]
-        return step
-
-    def _source_index(self, source: str) -> int:
-        return self.engine.table.source_ids.index(source)
-
-    def _new_alarms(self, activated: dict[tuple[str, int], list[str]]) -> list[SourceChange]:
-        """Alarm activations the engine counted for flood (its per-enterprise window grew), each
-        with the source of an unacknowledged alarm event at that time (for ordering)."""
-        out = []
-        flood_times = self.engine.state.flood_times
-        enterprises = {enterprise for enterprise, _ in activated}
-        for i, enterprise in enumerate(self._enterprise_of_ids):
-            if enterprise not in enterprises:
-                continue
-            seen, now = self._flood_seen[i], flood_times[i]
-            # `now` is `seen` minus a purged prefix plus appended activations: find the overlap.
-            overlap = min(len(seen), len(now))
-            while overlap and seen[len(seen) - overlap :] != now[:overlap]:
-                overlap -= 1
-            for j in range(overlap, len(now)):
-                ts = now[j]
-                k = now[:j].count(ts)
-                ident = f"n:{self.partition}:{enterprise}:{ts}:{k}"
-                sources = activated.get((enterprise, ts), [])
-                source = sources.pop(0) if len(sources) > 1 else (sources[0] if sources else None)
-                out.append(SourceChange("new_alarm", ident, ts, enterprise, source))
-            self._flood_seen[i] = list(now)
-        return out
-
-    def _severity_changes(self, events: list[Event]) -> list[SourceChange]:
-        """Severity moves that changed no colour (the enterprise event reports the highest).
-
-        A source's severity moves with one of its alarm events (or an S3 hold timer, which also
-        changes its colour); the move is dated at the source's last event of this call."""
-        ssev = self.engine.state.ssev.tolist()
-        if ssev == self._told_severity:
-            return []
-        last_ts = {e.source: e.ts_ms for e in events if e.source is not None}
-        table, clock = self.engine.table, self.engine.clock_ms or 0
-        out = []
-        for s, (sev, told) in enumerate(zip(ssev, self._told_severity, strict=True)):
-            if sev != told:
-                source = table.source_ids[s]
-                enterprise = table.enterprise_ids[int(table.source_enterprise[s])]
-                ts = last_ts.get(source, clock)
-                out.append(SourceChange("severity", f"s:{source}:{ts}:{sev}", ts, enterprise,
-                                        source, 0, sev))  # fmt: skip
-                self._told_severity[s] = sev
-        return out
+        events, changes = self.changes.observe(produced)
+        lines = [self.event_lines.line(e) for e in events]
+        return Step(events, changes, lines, changed=True)

@@ -8,12 +8,16 @@ partition of the commands topic: an acknowledgement may concern any engine.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from stream.runners.worker.partition import PartitionEngine, Step
+
+log = logging.getLogger(__name__)
 Record = tuple[int, bytes | None]
 
 
@@ -60,3 +64,26 @@ async def read_range(
                 return  # the rest was compacted or deleted
     finally:
         await consumer.stop()
+
+
+async def rebuild(
+    engine: PartitionEngine, bootstrap: str, topic: str, committed: int, limit: int
+) -> tuple[list[Step], int]:
+    """Feed `engine` the records between its row's offset and the group's commit (at most
+    `limit` of them); returns the steps (events only if the previous owner died between
+    publishing them and saving its row) and how many records were read."""
+    if committed <= engine.offset + 1:
+        return [], 0
+    start = max(engine.offset + 1, committed - limit)
+    if start > engine.offset + 1 and engine.restored:
+        # A gap between the snapshot and `start`: readings the engine will never see, so its
+        # rolling windows and stale timers restart there (docs/architecture.md).
+        skipped = start - engine.offset - 1
+        log.warning("partition %d: %d records after the snapshot are not re-read (limit %d)",
+                    engine.partition, skipped, limit)  # fmt: skip
+    engine.offset = start - 1
+    steps = []
+    async for records in read_range(bootstrap, topic, engine.partition, start, committed):
+        # Readings and their lines were written before that commit: no lines again.
+        steps.append(engine.handle(records, lines=False))
+    return steps, committed - start
