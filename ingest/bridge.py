@@ -82,6 +82,7 @@ class Bridge:
                 protocol.telemetry_filter(prefix, share_group),
                 protocol.status_filter(prefix, share_group),
             ),
+            hook_in_consumer=True,  # decode on the bridge's thread, not paho's (bench/ingest.py)
         )
         self.link: MqttLink[Decoded] = MqttLink(settings.mqtt, options, self.decoder.decode)
         self.max_batch = max_batch
