@@ -64,6 +64,8 @@ GATEWAYS_PER_ENTERPRISE = 10
 TAGS_PER_UNIT = 10
 UNITS_PER_SOURCE = 10
 PROBE_ENTERPRISE, PROBE_GATEWAY = "EPROBE", "GPROBE"
+INTERVAL_MS = 10_000  # every gateway reports every 10 s: 100,000 tags make 10,000 readings/s
+MAX_ROUNDS = 25  # rounds run ahead of the wall clock; the decoder refuses > 5 min ahead
 BATCH_LINES = 5000
 TARGETS = {
     "pipeline_readings_per_s": (">=", 100_000),
@@ -110,7 +112,8 @@ def plant_yaml(layout: Layout) -> str:
     out.append("gateways:")
     for g in range(layout.gateways):
         tags = ", ".join(layout.gateway_tags(g))
-        out.append(f"  - {{id: G{g}, enterprise: {layout.enterprise_of(g)}, interval_s: 1, "
+        out.append(f"  - {{id: G{g}, enterprise: {layout.enterprise_of(g)}, "
+                   f"interval_s: {INTERVAL_MS // 1000}, "
                    f"tags: [{tags}]}}")  # fmt: skip
     probes = ", ".join(f"P{i}" for i in range(layout.probes))
     out.append(f"  - {{id: {PROBE_GATEWAY}, enterprise: {PROBE_ENTERPRISE}, interval_s: 3600, "
@@ -136,9 +139,10 @@ def plant_yaml(layout: Layout) -> str:
         out.append("    ]}")
     for i in range(layout.probes):  # one source each: every probe is a first raise
         out.append(f"  - {{id: SP{i}, enterprise: {PROBE_ENTERPRISE}, name: SP{i}, "
-                   f"kind: process_unit, grade: 1, units: [{{id: SP{i}U, name: U, tags: [{{id: P{i}, "
-                   f"name: P{i}, quantity: temperature, unit: C, range: [0, 100], "
-                   f"limits: {{H: 80}}, on_delay_s: 0, off_delay_s: 0}}]}}]}}")  # fmt: skip
+                   f"kind: process_unit, grade: 1, units: [{{id: SP{i}U, name: U, "
+                   f"tags: [{{id: P{i}, name: P{i}, quantity: temperature, unit: C, "
+                   f"range: [0, 100], limits: {{H: 80}}, on_delay_s: 0, "
+                   f"off_delay_s: 0}}]}}]}}")  # fmt: skip
     return "\n".join(out) + "\n"
 
 
@@ -183,7 +187,7 @@ def reading_lines(layout: Layout, rounds: int, t0: int) -> list[str]:
     out: list[str] = []
     for r in range(rounds):
         values = 20.0 + (idx + r) % 40 + 0.25
-        ts = np.full(layout.tags, t0 + r * 1000, dtype=np.int64)
+        ts = np.full(layout.tags, t0 + r * INTERVAL_MS, dtype=np.int64)
         out += lines.lines(idx, ts, values, np.zeros(layout.tags, np.int8))
     return out
 
@@ -340,7 +344,7 @@ class Gateways:
         self, rounds: int, t0: int, gateways: range | None = None
     ) -> list[tuple[str, bytes]]:
         chosen = gateways or range(self.layout.gateways)
-        return [self.message(g, t0 + r * 1000, r) for r in range(rounds) for g in chosen]
+        return [self.message(g, t0 + r * INTERVAL_MS, r) for r in range(rounds) for g in chosen]
 
 
 def publisher(name: str) -> MqttLink[None]:
@@ -358,10 +362,16 @@ def publish_all(link: MqttLink[None], messages: list[tuple[str, bytes]]) -> None
         link.publish_all(messages[start : start + 500], timeout_s=120)
 
 
+def plant_ms(offset_ms: int) -> int:
+    """The plant's clock: the wall clock plus an offset (rounds ran ahead of the wall clock)."""
+    return int(time.time() * 1000) + offset_ms
+
+
 def _background(
-    prefix: str, tags: int, gateways: int, rate: float, stop: Any, seq0: list[int]
+    prefix: str, tags: int, rate: float, offset_ms: int, stop: Any, seq0: list[int]
 ) -> None:
-    """Another process: `rate` readings/s of normal values over the first `gateways`."""
+    """Another process: `rate` readings/s of normal values, every gateway in turn, so that
+    no tag goes stale (a stale storm would be a different benchmark)."""
     layout = Layout(tags, 0)
     fleet = Gateways(layout, prefix)
     fleet.seq = list(seq0)
@@ -370,10 +380,10 @@ def _background(
     next_at = time.monotonic()
     g = r = 0
     while not stop.is_set():
-        topic, body = fleet.message(g, int(time.time() * 1000), r)
+        topic, body = fleet.message(g, plant_ms(offset_ms), r)
         link.publish(topic, body)
         g += 1
-        if g == gateways:
+        if g == layout.gateways:
             g, r = 0, r + 1
         next_at += period
         delay = next_at - time.monotonic()
@@ -386,7 +396,7 @@ def _background(
 def throughput(runner: Runner, fleet: Gateways, rounds: int, url: str, db: str) -> dict[str, Any]:
     """Readings/s from the first publish until the runner wrote them; verified in InfluxDB."""
     layout = fleet.layout
-    t0 = int(time.time() * 1000) + 1000
+    t0 = int(time.time() * 1000) + INTERVAL_MS
     messages = fleet.rounds(rounds, t0)
     expected = len(messages) * PER_GATEWAY
     before = runner.written()
@@ -410,16 +420,19 @@ def throughput(runner: Runner, fleet: Gateways, rounds: int, url: str, db: str) 
         raise SystemExit(f"bench invalid: InfluxDB holds {stored} readings, expected {expected}")
     return {"readings": expected, "elapsed_s": round(elapsed, 3),
             "readings_per_s": expected / elapsed, "publish_s": round(published_s, 3),
-            "last_ts_ms": t0 + (rounds - 1) * 1000}  # fmt: skip
+            "last_ts_ms": t0 + (rounds - 1) * INTERVAL_MS}  # fmt: skip
 
 
-def latency(runner: Runner, fleet: Gateways, probes: int, background: int,
-            receiver: str) -> dict[str, Any]:  # fmt: skip
-    """Probe alarms under background load: publish → first webhook about the probe's source."""
+def latency(runner: Runner, fleet: Gateways, probes: int, background: int, receiver: str,
+            last_ts_ms: int) -> dict[str, Any]:  # fmt: skip
+    """Probe alarms under background load: publish → first webhook about the probe's source.
+
+    Plant time continues from the throughput rounds (ahead of the wall clock), so no reading
+    is late and no tag goes stale."""
     stop = multiprocessing.Event()
-    gateways = min(fleet.layout.gateways, max(1, background // PER_GATEWAY))
+    offset = max(0, last_ts_ms + INTERVAL_MS - int(time.time() * 1000))
     bg = multiprocessing.Process(target=_background, args=(
-        fleet.prefix, fleet.layout.tags, gateways, float(background), stop, fleet.seq))  # fmt: skip
+        fleet.prefix, fleet.layout.tags, float(background), offset, stop, fleet.seq))  # fmt: skip
     bg.start()
     link = publisher("probe")
     topic = telemetry_topic(fleet.prefix, PROBE_ENTERPRISE, PROBE_GATEWAY)
@@ -427,7 +440,7 @@ def latency(runner: Runner, fleet: Gateways, probes: int, background: int,
     try:
         time.sleep(2.0)  # background load running
         for i in range(probes):
-            now_ms = int(time.time() * 1000)
+            now_ms = plant_ms(offset)
             body = encode_batch(PROBE_GATEWAY, i + 1, now_ms, [(f"P{i}", now_ms, 85.0, 0)])
             sent[f"SP{i}"] = time.time()
             link.publish(topic, body)
@@ -449,7 +462,7 @@ def latency(runner: Runner, fleet: Gateways, probes: int, background: int,
                          f"{runner.tail()}")  # fmt: skip
     q = statistics.quantiles(latencies, n=100, method="inclusive")
     return {"p50": q[49], "p99": q[98], "max": latencies[-1], "missing": missing,
-            "background_gateways": gateways}  # fmt: skip
+            "plant_ahead_of_wall_ms": offset}  # fmt: skip
 
 
 def worker_figures() -> dict[str, Any]:
@@ -515,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-timeout", type=float, default=900, help="runner start (s)")
     parser.add_argument("--no-worker", action="store_true", help="skip bench.pipeline_worker")
     args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= MAX_ROUNDS:
+        parser.error(f"--rounds must be 1–{MAX_ROUNDS}: rounds run 10 s each ahead of the clock")
     layout = Layout(args.tags, args.probes)
     url = load_settings().influx.url
 
@@ -548,11 +563,8 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.1)
             log("throughput")
             flow = throughput(runner, fleet, args.rounds, url, db)
-            # Readings older than the engine clock are late: let the wall clock pass the
-            # throughput rounds, which ran ahead of it.
-            time.sleep(max(0.0, flow["last_ts_ms"] / 1000 + 1 - time.time()))
             log("alert latency under background load")
-            lat = latency(runner, fleet, args.probes, args.background, hook)
+            lat = latency(runner, fleet, args.probes, args.background, hook, flow["last_ts_ms"])
             memory = runner.memory()
         finally:
             code = runner.stop()
