@@ -300,9 +300,10 @@ class WorkerRuntime:
         """Engine timers and enterprise releases on the wall clock; spool replay; lag."""
         if self.rebalancing:
             return
+        highwaters = await self._highwaters()
         now = wall_ms()
         async with self._lock:
-            self._update_lag()
+            self._update_lag(highwaters)
             steps = []
             engine_now = now - self.settings.worker.clock_lag_ms
             for partition, engine in self.engines.items():
@@ -329,13 +330,25 @@ class WorkerRuntime:
             if not steps and not released:
                 await self.outputs.write_lines([])  # retry the spool when its backoff has passed
 
-    def _update_lag(self) -> None:
-        consumer = self.app.consumer
-        lag = {}
-        for partition, engine in self.engines.items():
-            high = consumer.highwater(TP(self.topics.telemetry, partition))
-            lag[partition] = max(0, high - engine.offset - 1) if high is not None else 1
-        self.lag = lag
+    async def _highwaters(self) -> dict[int, int]:
+        """End offsets of the assigned telemetry partitions, asked of the broker: the consumer's
+        own highwater stays unknown for a partition nothing was fetched from."""
+        tps = [TP(self.topics.telemetry, p) for p in sorted(self.engines)]
+        if not tps:
+            return {}
+        try:
+            ends = await self.app.consumer.highwaters(*tps)
+        except Exception as exc:  # broker unreachable: no lag known, no engine advances
+            log.warning("telemetry end offsets unavailable: %s", exc)
+            return {}
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+
+    def _update_lag(self, highwaters: dict[int, int]) -> None:
+        # unknown end offset: count as one waiting record, so the engine does not advance
+        self.lag = {
+            p: max(0, highwaters[p] - engine.offset - 1) if p in highwaters else 1
+            for p, engine in self.engines.items()
+        }
 
     # -- acknowledgements -----------------------------------------------------------------------
     async def run_commands(self) -> None:
