@@ -42,9 +42,9 @@ COMMANDS: dict[str, tuple[str, list[str], list[str]]] = {
     "ingest": ("bench.ingest", [], ["--single", "5000", "--batched", "500", "--bridge", "300"]),
     "simulators": ("bench.simulators", [], ["--days", "0.5", "--mqtt-s", "300"]),
     "alerting": ("bench.alerting", [], ["--count", "300"]),
-    "pipeline": ("bench.pipeline", [], []),  # its sizes are its own defaults in both modes
-    "peer": ("bench.peer.compare", [], ["--batched", "50000", "--single", "3000",
-                                        "--alarm-sources", "20"]),
+    "pipeline": ("bench.pipeline", [], ["--tags", "10000", "--rounds", "3", "--probes", "30"]),
+    "peer": ("bench.peer.compare", ["--rounds", "3"], ["--batched", "50000", "--single", "3000",
+                                                       "--alarm-sources", "20"]),
 }  # fmt: skip
 TIMEOUT_S = 1800
 

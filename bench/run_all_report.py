@@ -229,8 +229,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         "## How to rerun",
         "",
         "```sh",
-        "make bench                      # = bench/run_all: every benchmark, ~10 min",
-        "bench/run_all --quick           # small sizes, ~3 min: checks the harness",
+        "make bench                      # = bench/run_all: every benchmark, ~30 min on 2 cores",
+        "bench/run_all --quick           # small sizes, a few minutes: checks the harness",
         "bench/run_all --only peer,ceilings",
         "python -m bench.peer.compare    # the Node-RED comparison alone (JSON on stdout)",
         "```",
@@ -310,6 +310,7 @@ def _peer_section(results: Mapping[str, Any]) -> list[str]:
         f"{'met' if met.get('throughput_2x') else 'not met'}); p99 "
         f"{'lower' if met.get('lower_p99') else 'not lower'} than Node-RED's.",
         "",
+        *_spread(peer),
         "Workload: " + json.dumps(peer.get("workload", {}), ensure_ascii=False),
         "",
         "What differs by design, and is not levelled out: hazardwatch acknowledges a QoS 1",
@@ -321,6 +322,18 @@ def _peer_section(results: Mapping[str, Any]) -> list[str]:
         "function node, flushing at most 200 ms after the first point) and sign each webhook.",
     ]
     return out
+
+
+def _spread(peer: Mapping[str, Any]) -> list[str]:
+    """Headline figures of each round when the comparison ran several (medians above)."""
+    lines = []
+    for name, label in (("hazardwatch", "hazardwatch"), ("nodered", "Node-RED")):
+        rounds = lookup(peer, f"detail.{name}.per_round") or []
+        if len(rounds) > 1:
+            rates = ", ".join(number(r.get("readings_per_s")) for r in rounds)
+            p99s = ", ".join(number(r.get("p99_ms")) for r in rounds)
+            lines.append(f"- {label}, per round: {rates} readings/s; p99 {p99s} ms")
+    return ["Figures are medians of the rounds:", "", *lines, ""] if lines else []
 
 
 def write(results: Mapping[str, Any], json_path: Path, markdown_path: Path | None) -> None:

@@ -489,6 +489,39 @@ def measure(system_factory: Callable[[Path, str, str], System], work: Path, plan
         influx(f'DROP DATABASE "{system.database}"', method="POST")
 
 
+def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result of the same shape from several rounds: numbers → median, flags → any
+    (a bounded round is not hidden), lists → concatenated, text → kept once; plus the headline
+    figures of each round in `per_round`, to show the spread."""
+    merged: dict[str, Any] = _merge(rounds)
+    if len(rounds) > 1:
+        merged["per_round"] = [{
+            "readings_per_s": r["batched"]["readings_per_s"],
+            "single_point_readings_per_s": r["single_point"]["readings_per_s"],
+            "p99_ms": r["latency"]["p99_ms"],
+        } for r in rounds]  # fmt: skip
+    return merged
+
+
+def _merge(rounds: list[Any]) -> Any:
+    present = [v for v in rounds if v is not None]
+    if not present:
+        return None
+    first = present[0]
+    if isinstance(first, dict):
+        keys = dict.fromkeys(k for r in present for k in r)
+        return {key: _merge([r.get(key) for r in present]) for key in keys}
+    if isinstance(first, bool):
+        return any(present)
+    numbers: list[float] = [v for v in present if isinstance(v, int | float)]
+    if len(numbers) == len(present):  # a round without the figure (None) is left out
+        median = statistics.median(numbers)
+        return round(median, 3) if isinstance(median, float) else median
+    if isinstance(first, list):
+        return [x for v in present for x in v]
+    return first
+
+
 def summary(detail: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The flat keys bench/run_all reads, from the per-system details."""
     out: dict[str, Any] = {}
@@ -534,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alarm-sources", type=int, default=0, help="0 = every source (80)")
     parser.add_argument("--gateways", type=int, default=4)
     parser.add_argument("--only", choices=["hazardwatch", "nodered"])
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat, alternating the order; figures are medians")  # fmt: skip
     args = parser.parse_args(argv)
     versions: dict[str, str] = {"node": "", "python": platform.python_version()}
     systems: dict[str, Callable[[Path, str, str], System]] = {
@@ -548,14 +583,16 @@ def main(argv: list[str] | None = None) -> int:
         versions["node"] = subprocess.run([node or "node", "--version"], capture_output=True,
                                           text=True).stdout.strip()  # fmt: skip
     plant = Plant(gateways=args.gateways)
-    detail: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in systems}
     with tempfile.TemporaryDirectory(prefix="hw-peer-") as tmp, Receiver(SECRET) as receiver:
-        work = Path(tmp)
-        (work / "plant.yaml").write_text(plant.yaml(), "utf-8")
-        for name, factory in systems.items():
-            (work / name).mkdir()
-            (work / name / "plant.yaml").write_text(plant.yaml(), "utf-8")
-            detail[name] = measure(factory, work / name, plant, receiver, args)
+        for r in range(args.rounds):
+            # Alternate who goes first, so neither always meets the busier moment.
+            for name in list(systems)[:: 1 if r % 2 == 0 else -1]:
+                work = Path(tmp) / f"{name}-{r}"
+                work.mkdir()
+                (work / "plant.yaml").write_text(plant.yaml(), "utf-8")
+                runs[name].append(measure(systems[name], work, plant, receiver, args))
+    detail = {name: merge_rounds(results) for name, results in runs.items()}
     report = {
         **summary(detail),
         "targets": {"throughput_ratio": TARGETS["throughput_ratio"], "p99": "hazardwatch lower"},
@@ -568,6 +605,7 @@ def main(argv: list[str] | None = None) -> int:
             "alarm_every_s": args.alarm_every_s,
             "qos": 1,
             "influxdb": "1.8, one database per system, ms precision",
+            "rounds": args.rounds,
         },
         "versions": versions,
         "detail": detail,

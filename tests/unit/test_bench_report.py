@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.peer.compare import merge_rounds
 from bench.run_all import parse_json
 from bench.run_all_report import assemble, render_markdown, write
 
@@ -24,7 +25,10 @@ OUTPUTS: dict[str, Any] = {
              "hazardwatch_p99_ms": 20.5, "nodered_p99_ms": 70.25,
              "hazardwatch_broker_round_trip_max_ms": 2900.0,
              "nodered_broker_round_trip_max_ms": 12.0,
-             "versions": {"node-red": "4.1.8"}},
+             "versions": {"node-red": "4.1.8"},
+             "detail": {"hazardwatch": {"per_round": [
+                 {"readings_per_s": 90_000, "p99_ms": 20.5},
+                 {"readings_per_s": 41_000, "p99_ms": 30.0}]}}},
 }  # fmt: skip
 STATUS = {name: {"status": "ok", "seconds": 1.5, "command": f"python -m bench.{name}"}
           for name in OUTPUTS} | {"pipeline": {"status": "missing"}}  # fmt: skip
@@ -87,6 +91,7 @@ def test_markdown_table_shows_value_target_verdict_and_ceiling(tmp_path: Path) -
     assert "| alarm → webhook p99 | 20.5 ms | 70.2 ms |" in markdown
     assert "Node-RED 4.1.8 flow" in markdown
     assert "**Mosquitto itself stalled for up to 2,900 ms**" in markdown
+    assert "- hazardwatch, per round: 90,000, 41,000 readings/s; p99 20.5, 30 ms" in markdown
     assert "2026-01-01T00:00:00+00:00" in markdown
 
 
@@ -99,3 +104,16 @@ def test_quick_partial_run_without_peer_says_so() -> None:
 
 def test_benchmark_json_is_found_after_stray_output() -> None:
     assert parse_json('warming up\n{"core_readings_per_s": 1}\n') == {"core_readings_per_s": 1}
+
+
+def test_peer_rounds_merge_to_medians_and_keep_any_bounded_flag() -> None:
+    def round_(rate: int, p99: float | None, bounded: bool) -> dict[str, Any]:
+        return {"batched": {"readings_per_s": rate}, "latency": {"p99_ms": p99, "ms": [p99]},
+                "single_point": {"readings_per_s": 5, "bounded_by_publisher": bounded}}  # fmt: skip
+
+    merged = merge_rounds([round_(10, None, False), round_(40, 9.0, True), round_(20, 7.0, False)])
+    assert merged["batched"]["readings_per_s"] == 20
+    assert merged["latency"]["p99_ms"] == 8.0  # the round without notifications is left out
+    assert merged["latency"]["ms"] == [None, 9.0, 7.0]
+    assert merged["single_point"]["bounded_by_publisher"] is True
+    assert [r["readings_per_s"] for r in merged["per_round"]] == [10, 40, 20]
