@@ -4,10 +4,10 @@ The engine's state is stored as the members of its snapshot format (`stream.stat
 arrays), each cut into chunks of `chunk_bytes`. A save writes only the chunks whose bytes differ
 from the previous save, so an alarm at one tag of a 100,000-tag plant commits a few kilobytes,
 not the whole 18 MB state; every save is one transaction, so the stored members always form one
-consistent snapshot. Finding the changed chunks (`prepare`, in memory against a shadow copy) is
-separate from writing them (`commit`, with fsync), so the runner does the latter off the
-engine's path. `load()` reassembles them into the snapshot bytes `RiskEngine.restore`
-reads, which checks the format version and the plant's shape.
+consistent snapshot. `prepare` only copies the members (under the engine's lock); `commit`
+compares them with a shadow of what is stored and writes the changed chunks with fsync, on the
+runner's writer thread, off the engine's path. `load()` reassembles the members into the
+snapshot bytes `RiskEngine.restore` reads, which checks the format version and the plant's shape.
 
 The same transaction can hold the InfluxDB lines of the events the saved state already reflects
 (`held` lines): once the state is committed, a redelivered reading no longer produces those
@@ -25,7 +25,7 @@ import io
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ from stream.state import COUNTER_NAMES, SNAPSHOT_VERSION, EngineState
 from stream.tagtable import TagTable
 
 CHUNK_BYTES = 64 * 1024
+SPARE_BUFFERS = 2  # recycled copies per member: deltas in flight to the writer
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS engine_member_v2 (
     name TEXT PRIMARY KEY,
@@ -93,17 +94,12 @@ def members_to_snapshot(members: Members) -> bytes:
 
 @dataclass
 class StateDelta:
-    """What changed since the previous delta: chunk contents, members rewritten whole."""
+    """A copy of the engine's snapshot members, taken under the engine's lock; `commit` finds
+    and writes the chunks that changed."""
 
     saved_ms: int
-    chunks: list[tuple[str, int, bytes]] = field(default_factory=list)
-    members: list[tuple[str, str, str, int]] = field(default_factory=list)  # name, dtype, …
-    truncate: list[tuple[str, int]] = field(default_factory=list)  # (name, first stale chunk)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of chunk data."""
-        return sum(len(c[2]) for c in self.chunks)
+    members: dict[str, npt.NDArray[np.uint8]]
+    meta: dict[str, tuple[str, str]]  # name → (dtype, shape as JSON)
 
 
 @dataclass
@@ -118,9 +114,8 @@ class StoreStats:
 class StateStore:
     """Chunked, delta-saved engine snapshot members plus held event lines; thread-safe.
 
-    `prepare()` computes a delta in memory (cheap; under the engine's lock) and `commit()`
-    writes it with fsync (on the writer thread, off the engine's path). Deltas must be
-    committed in the order they were prepared.
+    `prepare()` copies the state (cheap; under the engine's lock) and `commit()` finds and
+    writes what changed (on the writer thread). Deltas are committed in the order prepared.
     """
 
     def __init__(self, path: Path, chunk_bytes: int = CHUNK_BYTES) -> None:
@@ -135,8 +130,9 @@ class StateStore:
         # FULL: a committed state survives power loss, not only a process kill.
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
-        self._shadow: dict[str, npt.NDArray[np.uint8]] = {}  # member bytes as of the last delta
+        self._shadow: dict[str, npt.NDArray[np.uint8]] = {}  # member bytes as stored
         self._released: list[int] = []  # held ids to delete with the next transaction
+        self._spare: dict[str, list[npt.NDArray[np.uint8]]] = {}  # buffers for `prepare`
 
     @property
     def saves(self) -> int:
@@ -157,35 +153,26 @@ class StateStore:
             return None
 
     def prepare(self, members: Members, saved_ms: int) -> StateDelta:
-        """The chunks that changed since the previous delta (copied: the engine goes on)."""
-        delta = StateDelta(saved_ms)
-        step = self.chunk_bytes
-        for name, array in members.items():
-            data = _as_bytes(array)
-            old = self._shadow.get(name)
-            size = data.shape[0]
-            if old is not None and old.shape[0] == size:
-                chunks = _changed_chunks(old, data, step)
-                for c in chunks:
-                    old[c * step : (c + 1) * step] = data[c * step : (c + 1) * step]
-            else:
-                chunks = list(range((size + step - 1) // step))
-                shape = orjson.dumps(list(array.shape)).decode()
-                delta.members.append((name, array.dtype.str, shape, size))
-                delta.truncate.append((name, len(chunks)))
-                self._shadow[name] = data.copy()
-            delta.chunks += [(name, c, data[c * step : (c + 1) * step].tobytes()) for c in chunks]
-        return delta
+        """Copy the members (a memcpy: cheap enough under the engine's lock)."""
+        return StateDelta(
+            saved_ms,
+            {name: _as_bytes(a).copy() for name, a in members.items()},
+            {
+                name: (a.dtype.str, orjson.dumps(list(a.shape)).decode())
+                for name, a in members.items()
+            },
+        )
 
     def commit(self, delta: StateDelta | None, held: Sequence[str] = ()) -> int:
-        """Write a delta (if any) and `held` lines in one transaction; returns the held lines'
-        id for `release` (0 when none). On failure the next delta is a full one."""
+        """Write the chunks of `delta` that changed since the last commit (if any) and `held`
+        lines in one transaction; returns the held lines' id for `release` (0 when none)."""
         with self._lock:
             db = self._db
+            changes = self._diff(delta) if delta is not None else []
             db.execute("BEGIN IMMEDIATE")
             try:
                 if delta is not None:
-                    self._write(delta)
+                    self._write(delta, changes)
                 held_id = self._hold(held)
                 if self._released:
                     db.executemany("DELETE FROM held_lines_v2 WHERE id = ?",
@@ -193,13 +180,11 @@ class StateStore:
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
-                self._shadow.clear()  # deltas prepared since rest on what was not stored
                 raise
             self._released.clear()
             if delta is not None:
+                self._remember(delta, changes)
                 self.stats.saves += 1
-                self.stats.chunks_written += len(delta.chunks)
-                self.stats.bytes_written += delta.nbytes
             return held_id
 
     def save(self, members: Members, saved_ms: int, held: Sequence[str] = ()) -> int:
@@ -233,20 +218,41 @@ class StateStore:
             self._db.close()
 
     # -- internals (called with the lock held) -------------------------------------------------
-    def _write(self, delta: StateDelta) -> None:
-        db = self._db
-        db.executemany(
-            "INSERT INTO engine_member_v2 (name, dtype, shape, nbytes) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET dtype = excluded.dtype, "
-            "shape = excluded.shape, nbytes = excluded.nbytes",
-            delta.members,
-        )
-        db.executemany("DELETE FROM engine_chunk_v2 WHERE name = ? AND chunk >= ?", delta.truncate)
-        db.executemany(
-            "INSERT INTO engine_chunk_v2 (name, chunk, data) VALUES (?, ?, ?) "
-            "ON CONFLICT (name, chunk) DO UPDATE SET data = excluded.data",
-            delta.chunks,
-        )
+    def _diff(self, delta: StateDelta) -> list[tuple[str, list[int] | None]]:
+        """Per member: the changed chunk indices, or None when it is written whole."""
+        changes: list[tuple[str, list[int] | None]] = []
+        for name, data in delta.members.items():
+            old = self._shadow.get(name)
+            if old is None or old.shape[0] != data.shape[0]:
+                changes.append((name, None))
+            elif chunks := _changed_chunks(old, data, self.chunk_bytes):
+                changes.append((name, chunks))
+        return changes
+
+    def _write(self, delta: StateDelta, changes: list[tuple[str, list[int] | None]]) -> None:
+        db, step = self._db, self.chunk_bytes
+        for name, chunks in changes:
+            data = delta.members[name]
+            size = data.shape[0]
+            if chunks is None:
+                dtype, shape = delta.meta[name]
+                db.execute(
+                    "INSERT INTO engine_member_v2 (name, dtype, shape, nbytes) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (name) DO UPDATE SET dtype = excluded.dtype, "
+                    "shape = excluded.shape, nbytes = excluded.nbytes",
+                    (name, dtype, shape, size),
+                )
+                chunks = list(range((size + step - 1) // step))
+                db.execute("DELETE FROM engine_chunk_v2 WHERE name = ? AND chunk >= ?",
+                           (name, len(chunks)))  # fmt: skip
+            rows = [(name, c, data[c * step : (c + 1) * step].tobytes()) for c in chunks]
+            db.executemany(
+                "INSERT INTO engine_chunk_v2 (name, chunk, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (name, chunk) DO UPDATE SET data = excluded.data",
+                rows,
+            )
+            self.stats.chunks_written += len(rows)
+            self.stats.bytes_written += sum(len(r[2]) for r in rows)
         db.execute(
             "INSERT INTO engine_saved_v2 (id, saved_ms) VALUES (1, ?) "
             "ON CONFLICT (id) DO UPDATE SET saved_ms = excluded.saved_ms",
@@ -254,6 +260,25 @@ class StateStore:
         )
         if self._has_v1():
             db.execute("DELETE FROM engine_state_v1")
+
+    def _remember(self, delta: StateDelta, changes: list[tuple[str, list[int] | None]]) -> None:
+        """After a commit, the shadow holds what is stored."""
+        step = self.chunk_bytes
+        adopted = set()
+        for name, chunks in changes:
+            data = delta.members[name]
+            old = self._shadow.get(name)
+            if chunks is None or old is None:
+                self._shadow[name] = data  # the delta's own copy
+                adopted.add(name)
+                continue
+            for c in chunks:
+                old[c * step : (c + 1) * step] = data[c * step : (c + 1) * step]
+        for name, data in delta.members.items():
+            spare = self._spare.setdefault(name, [])
+            if name not in adopted and len(spare) < SPARE_BUFFERS:
+                spare.append(data)
+        delta.members = {}
 
     def _hold(self, lines: Sequence[str]) -> int:
         if not lines:
