@@ -105,6 +105,8 @@ class SinkWriter:
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
         self._give_up = threading.Event()
         self._busy = False
+        self._unacked = 0
+        self._count_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -113,6 +115,11 @@ class SinkWriter:
     def has_room(self) -> bool:
         """True when `put` would not wait."""
         return not self._queue.full()
+
+    @property
+    def unacknowledged(self) -> int:
+        """MQTT deliveries of the groups queued or being written."""
+        return self._unacked
 
     @property
     def queued(self) -> int:
@@ -126,6 +133,8 @@ class SinkWriter:
         while True:
             try:
                 self._queue.put(group, timeout=0.2)
+                with self._count_lock:
+                    self._unacked += len(group.deliveries)
                 return True
             except queue.Full:
                 if stop is not None and stop.is_set():
@@ -174,6 +183,8 @@ class SinkWriter:
         self.stats.groups += 1
         self.stats.lines += len(item.commit.lines)
         self.stats.acks += len(item.deliveries)
+        with self._count_lock:
+            self._unacked -= len(item.deliveries)
         try:
             self.on_written(item)
         except Exception:  # an ack that fails is redelivered later: log, keep writing

@@ -232,7 +232,15 @@ class EmbeddedRunner:
             queue_depth=self.link.pending,
             alerts=self.alerting.service.outbox.counts,
             events_out=lambda: self.pipeline.events_out,
+            commit=self._commit_counters,
         )  # fmt: skip
+
+    def _commit_counters(self) -> dict[str, int]:
+        return {
+            "groups": self.writer.stats.groups,
+            "state_saves": self.pipeline.store.stats.saves,
+            "unacknowledged": len(self._open) + self.writer.unacknowledged,
+        }
 
     def health(self) -> dict[str, Any]:
         """`/healthz`: MQTT connected and the spool not full."""

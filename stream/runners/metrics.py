@@ -26,6 +26,8 @@ class RunnerSources:
     queue_depth: Callable[[], int]  # MQTT deliveries waiting (embedded) or consumer lag (Kafka)
     alerts: Callable[[], dict[str, int]] = field(default=lambda: {})  # notifications by status
     events_out: Callable[[], int] = field(default=lambda: 0)
+    # group commit (embedded runner): groups written, state saves, messages not yet acknowledged
+    commit: Callable[[], dict[str, int]] | None = None
 
 
 class RunnerCollector(Collector):
@@ -70,3 +72,14 @@ class RunnerCollector(Collector):
         for status, n in sorted(s.alerts().items()):
             alerts.add_metric([status], n)
         yield alerts
+        if s.commit is not None:
+            commit = s.commit()
+            yield CounterMetricFamily("hazardwatch_commit_groups", "Commit groups written",
+                                      value=commit.get("groups", 0))  # fmt: skip
+            yield CounterMetricFamily("hazardwatch_state_saves", "Engine state deltas committed",
+                                      value=commit.get("state_saves", 0))  # fmt: skip
+            yield GaugeMetricFamily(
+                "hazardwatch_unacknowledged_messages",
+                "MQTT messages processed but not yet acknowledged (waiting for their group)",
+                value=commit.get("unacknowledged", 0),
+            )

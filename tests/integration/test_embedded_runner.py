@@ -158,6 +158,13 @@ class Runner:
         data: dict[str, Any] = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
         return data
 
+    def metrics(self) -> dict[str, float]:
+        """Unlabelled samples of `/metrics`."""
+        port = self.env["HAZARDWATCH_HTTP__PORT"]
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        samples = (line.rsplit(" ", 1) for line in text.splitlines() if line[:1] not in "#{")
+        return {name: float(value) for name, value in samples if "{" not in name}
+
     def signal(self, sig: int) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
@@ -248,6 +255,13 @@ def test_alarm_reaches_influx_and_webhook_and_survives_sigkill(
     assert risk[-1]["colour_name"] == "orange"  # S2 at a grade-1 source
     wait_until(lambda: receiver.accepted, what="webhook alert")
     first_alerts = dict(receiver.accepted)
+    # Group commit: every message acknowledged once written; the alarm's state was committed.
+    metrics = wait_until(
+        lambda: (m := runner.metrics()).get("hazardwatch_unacknowledged_messages") == 0 and m,
+        what="every message acknowledged",
+    )
+    assert metrics["hazardwatch_state_saves_total"] >= 1
+    assert metrics["hazardwatch_commit_groups_total"] >= 1
     assert receiver.bad == 0
     assert any(a.get("colour") == "orange" for a in first_alerts.values()), first_alerts
 
