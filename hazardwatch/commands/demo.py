@@ -208,11 +208,6 @@ def _play(settings: Settings, sim: Any, plant: Plant, speed: float, console: Con
         stop_runner, stop_publisher = threading.Event(), threading.Event()
         runner_thread = threading.Thread(target=runner.run, args=(stop_runner,), daemon=True)
         runner_thread.start()
-        if not _wait(lambda: runner.link.connected, 30):
-            console.print("[red]the runner did not connect to MQTT within 30 s[/red]")
-            stop_runner.set()
-            runner_thread.join(30)
-            return 1
 
         def pace(seconds: float) -> None:
             if stop_publisher.wait(seconds):
@@ -232,11 +227,16 @@ def _play(settings: Settings, sim: Any, plant: Plant, speed: float, console: Con
                 published.set()
 
         publisher = threading.Thread(target=publish, daemon=True)
-        _intro(console, sim, speed, settings)
-        publisher.start()
         interrupted = False
         final: dict[str, Any] = {}
         try:
+            if not _wait(lambda: runner.link.connected or not runner_thread.is_alive(), 30) or (
+                not runner_thread.is_alive()
+            ):
+                console.print("[red]the runner did not connect to MQTT within 30 s[/red]")
+                return 1
+            _intro(console, sim, speed)
+            publisher.start()
             if not _show(console, board, runner, sim, published, every_s):
                 console.print(f"[yellow]not drained within {DRAIN_TIMEOUT_S:.0f} s after the "
                               "last message; stopping anyway[/yellow]")  # fmt: skip
@@ -244,7 +244,8 @@ def _play(settings: Settings, sim: Any, plant: Plant, speed: float, console: Con
             interrupted = True
         finally:
             stop_publisher.set()
-            publisher.join(30)
+            if publisher.is_alive():
+                publisher.join(30)
             final = _counters(runner, sim, board)
             stop_runner.set()
             runner_thread.join(60)
@@ -325,7 +326,7 @@ def _until(published: threading.Event, idle: Callable[[], bool], refresh: Callab
         time.sleep(period_s)
 
 
-def _intro(console: Console, sim: Any, speed: float, settings: Settings) -> None:
+def _intro(console: Console, sim: Any, speed: float) -> None:
     minutes = sim.duration_s / speed / 60
     console.print(f"[bold]{sim.scenario.title}[/bold] — {len(sim.tags)} tags, "
                   f"{sim.duration_s / 3600:.1f} h of plant time at {speed:.0f}× "
