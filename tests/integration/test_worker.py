@@ -325,6 +325,19 @@ def site(
     asyncio.run(drop_topics())
 
 
+def wait_for_events(
+    alerts: TopicReader, expected: list[dict[str, Any]], timeout: float, worker: Service
+) -> None:
+    """Wait until every expected event id is on the alerts topic; name the missing ones."""
+    wanted = {e["id"] for e in expected}
+    try:
+        wait_until(lambda: wanted <= {e["id"] for e in alerts.values}, timeout, "events")
+    except AssertionError:
+        have = {e["id"] for e in alerts.values}
+        missing = [e for e in expected if e["id"] not in have]
+        raise AssertionError(f"not on the alerts topic: {missing}\n{worker.tail()}") from None
+
+
 def up_to(events: list[dict[str, Any]], last_ts_ms: int) -> list[dict[str, Any]]:
     """Events at or before the last reading: later ones (stale, after the recording ends) are
     timers `evaluate` never reaches because its input stops."""
@@ -445,9 +458,7 @@ def test_worker_events_equal_evaluate_through_bridge(site: Site) -> None:
         expected = site.evaluate(site.tmp / "readings.jsonl")
         assert {e["type"] for e in expected} >= {"alarm", "risk", "flood"}
         assert any(e["type"] == "risk" and e["level"] == "enterprise" for e in expected)
-        wanted = {e["id"] for e in expected}
-        wait_until(lambda: wanted <= {e["id"] for e in alerts.values}, 30,
-                   f"the evaluated events on the alerts topic\n{worker.tail()}")  # fmt: skip
+        wait_for_events(alerts, expected, 30, worker)
         # enterprise changes are released one grace period after their time; let later ones in
         wait_until(lambda: time.time_ns() // 1_000_000 > gateway.last_ts + 4000, 6, "grace")
         got = up_to(alerts.distinct(), gateway.last_ts)
@@ -537,8 +548,7 @@ def test_sigkilled_worker_hands_its_partitions_over_with_alarm_state(site: Site)
                    30, f"every reading in InfluxDB\n{survivor.tail()}")  # fmt: skip
 
         expected = site.evaluate(site.tmp / "readings.jsonl")
-        wanted = {e["id"] for e in expected}
-        wait_until(lambda: wanted <= {e["id"] for e in alerts.values}, 30, "evaluated events")
+        wait_for_events(alerts, expected, 30, survivor)
         wait_until(lambda: time.time_ns() // 1_000_000 > last + 4000, 6, "grace")
         events = alerts.distinct()
         assert_same_events(up_to(events, last), expected)

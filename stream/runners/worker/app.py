@@ -17,7 +17,6 @@ identical (same event ids), never missing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -28,8 +27,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import faust
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
 from faust.streams import Stream
-from faust.types import TP, EventT, StreamT
+from faust.types import EventT, StreamT
 
 from alerting.commands import AckCommand
 from hazardwatch.plant.model import Plant
@@ -106,7 +107,8 @@ class WorkerRuntime:
         self.lag: dict[int, int] = {}
         self.counters: Counter[str] = Counter()
         self._lock = asyncio.Lock()
-        self._commands: CommandReader | None = None
+        self._orphans: set[int] = set()  # partitions with records but no engine (logged once)
+        self._offsets: AIOKafkaConsumer | None = None
         self._generation = 0  # bumped when the set of engines changes
         self.app = self._build_app(home)
         self.outputs = Outputs(self.sink, self.topics, self._send, self._partition)
@@ -144,6 +146,7 @@ class WorkerRuntime:
         # faust's stubs type signal receivers as a union mypy cannot match a coroutine against.
         app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         app.on_rebalance_complete.connect(self._on_rebalance_complete)  # type: ignore[arg-type]
+        app.on_before_shutdown.connect(self._on_shutdown)  # type: ignore[arg-type]
         return app
 
     async def _guarded(
@@ -176,6 +179,10 @@ class WorkerRuntime:
         table.route = route
         app.tables.add(table)
         return table
+
+    async def _on_shutdown(self, sender: Any, *args: Any, signal: Any = None, **kw: Any) -> None:
+        if self._offsets is not None:
+            await self._offsets.stop()
 
     # -- rebalancing ------------------------------------------------------------------------------
     async def _on_revoked(self, sender: Any, *args: Any, signal: Any = None, **kw: Any) -> None:
@@ -263,11 +270,11 @@ class WorkerRuntime:
                 engine = self.engines.get(partition)
                 if engine is None:
                     self.counters["records_without_engine"] += len(records)
-                    log.error(
-                        "partition %d has no engine (no hazard source hashes to it, or "
-                        "kafka.partitions differs from the bridge's topic)",
-                        partition,
-                    )
+                    if partition not in self._orphans:
+                        self._orphans.add(partition)
+                        log.error("telemetry in partition %d, where no hazard source of the plant "
+                                  "hashes: the bridge's plant or partitioner differs",
+                                  partition)  # fmt: skip
                     continue
                 fresh = [(o, v) for o, v in records if o > engine.offset]
                 self.counters["records_seen_twice"] += len(records) - len(fresh)
@@ -331,15 +338,22 @@ class WorkerRuntime:
                 await self.outputs.write_lines([])  # retry the spool when its backoff has passed
 
     async def _highwaters(self) -> dict[int, int]:
-        """End offsets of the assigned telemetry partitions, asked of the broker: the consumer's
-        own highwater stays unknown for a partition nothing was fetched from."""
-        tps = [TP(self.topics.telemetry, p) for p in sorted(self.engines)]
-        if not tps:
+        """End offsets of the assigned telemetry partitions, asked of the broker by a consumer
+        of our own: faust's consumer knows none for a partition nothing was fetched from, and
+        its thread may be busy rebalancing."""
+        partitions = sorted(self.engines)
+        if not partitions:
             return {}
         try:
-            ends = await self.app.consumer.highwaters(*tps)
-        except Exception as exc:  # broker unreachable: no lag known, no engine advances
-            log.warning("telemetry end offsets unavailable: %s", exc)
+            if self._offsets is None:
+                self._offsets = AIOKafkaConsumer(
+                    bootstrap_servers=self.settings.kafka.bootstrap_servers, group_id=None
+                )
+                await self._offsets.start()
+            tps = [TopicPartition(self.topics.telemetry, p) for p in partitions]
+            ends = await asyncio.wait_for(self._offsets.end_offsets(tps), 5.0)
+        except Exception as exc:  # no lag known: no engine advances this tick
+            log.warning("telemetry end offsets unavailable: %r", exc)
             return {}
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
@@ -355,7 +369,6 @@ class WorkerRuntime:
         """Apply acknowledgements from the commands topic to the engines owning their tags."""
         reader = CommandReader(self.settings.kafka.bootstrap_servers, self.topics.commands)
         await reader.start()
-        self._commands = reader
         generation = -1
         try:
             while True:
@@ -423,11 +436,6 @@ class WorkerRuntime:
             "consumer_lag": sum(self.lag.values()),
             "spool_fill": round(spool_fill, 4),
         }
-
-    async def close(self) -> None:
-        """Flush the sink (called after faust stopped)."""
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(self.sink.close)
 
 
 def _engine_partition(key: Any) -> int:
