@@ -311,17 +311,11 @@ class EmbeddedRunner:
 
     def _run_alerting(self) -> None:
         async def main() -> None:
-            loop = asyncio.get_running_loop()
-            self._alert_loop = loop
+            self._alert_loop = asyncio.get_running_loop()
             self._alert_stop = asyncio.Event()
+            # The service wakes the dispatcher through `Dispatcher.notify`, which is safe from
+            # the ingest and ticker threads that queue notifications: delivery starts at once.
             dispatcher = self.alerting.dispatcher
-
-            # Notifications are queued on the ingest and ticker threads; asyncio.Event is not
-            # thread-safe, so the dispatcher is woken through the loop (else it polls, 200 ms).
-            def wake() -> None:
-                loop.call_soon_threadsafe(dispatcher.wake.set)
-
-            self.alerting.service.on_enqueue = wake
             if self.tokens is not None:
                 from alerting.auth import TokenStore
 
