@@ -474,7 +474,7 @@ def worker_figures() -> dict[str, Any]:
         return {**dict.fromkeys(keys), "worker_not_measured": f"bench/pipeline_worker.py: {exc}"}
     try:
         figures = dict(pipeline_worker.measure())
-    except Exception as exc:  # report, never invent a number
+    except (Exception, SystemExit) as exc:  # its own validity checks exit; report, never invent
         return {**dict.fromkeys(keys), "worker_not_measured": f"measure() failed: {exc!r}"}
     for key in keys:
         figures.setdefault(key, None)
