@@ -356,10 +356,14 @@ def throughput(
             if stored != readings:
                 raise SystemExit(f"InfluxDB holds {stored} of {readings} readings")
             late = worker.metric('hazardwatch_engine_readings_total{verdict="late"}')
+            stages = {
+                stage: round(worker.metric(f'hazardwatch_worker_seconds_total{{stage="{stage}"}}'))
+                for stage in ("evaluate", "influx", "publish_and_save")
+            }
         finally:
             worker.stop()
     return {"worker_readings_per_s": round(rate), "worker_readings": readings,
-            "worker_late_readings": late,
+            "worker_late_readings": late, "worker_stage_seconds": stages,
             "worker_kafka_read_ceiling_readings_per_s": round(ceiling)}  # fmt: skip
 
 

@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any, cast
@@ -106,6 +106,7 @@ class WorkerRuntime:
         self.rebalancing = True
         self.lag: dict[int, int] = {}
         self.counters: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)  # per stage: where time goes
         self._lock = asyncio.Lock()
         self._orphans: set[int] = set()  # partitions with records but no engine (logged once)
         self._offsets: AIOKafkaConsumer | None = None
@@ -279,7 +280,9 @@ class WorkerRuntime:
                 fresh = [(o, v) for o, v in records if o > engine.offset]
                 self.counters["records_seen_twice"] += len(records) - len(fresh)
                 if fresh:
+                    started = time.perf_counter()
                     steps.append((engine, engine.handle(fresh)))
+                    self.seconds["evaluate"] += time.perf_counter() - started
             await self._make_durable(steps)
 
     async def on_source_changes(self, events: Iterable[EventT[bytes]]) -> None:
@@ -413,14 +416,18 @@ class WorkerRuntime:
     # -- durability --------------------------------------------------------------------------------
     async def _make_durable(self, steps: list[tuple[PartitionEngine, Step]]) -> None:
         """InfluxDB (or spool) first, then the output topics, then the table rows."""
+        started = time.perf_counter()
         lines = [line for _, step in steps for line in step.lines]
         await self.outputs.write_lines(lines)
+        written = time.perf_counter()
         events = [e for _, step in steps for e in step.events]
         changes = [c for _, step in steps for c in step.changes]
         await self.outputs.publish(events, changes)
         for engine, step in steps:
             if step.changed:
                 self.engine_table[engine_key(engine.partition)] = engine.row().encode()
+        self.seconds["influx"] += written - started
+        self.seconds["publish_and_save"] += time.perf_counter() - written
 
     # -- operations ------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

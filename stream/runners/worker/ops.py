@@ -53,6 +53,12 @@ class WorkerCollector(Collector):
         for name, n in sorted(dict(self.runtime.counters).items()):
             counters.add_metric([name], n)
         yield counters
+        seconds = CounterMetricFamily(
+            "hazardwatch_worker_seconds", "Time spent per stage of a batch", labels=["stage"]
+        )
+        for stage, spent in sorted(dict(self.runtime.seconds).items()):
+            seconds.add_metric([stage], spent)
+        yield seconds
 
 
 def ops_server(runtime: WorkerRuntime) -> OpsServer:
