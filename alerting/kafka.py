@@ -1,10 +1,11 @@
 """The one aiokafka adapter of alerting (distributed runner).
 
 Consumes engine events from `{prefix}.alerts` (topic name versioned, e.g. `hazardwatch.v1.alerts`)
-with consumer group `hazardwatch-alerts`, committing offsets only after `handle` has saved the
-event's outcome in the outbox (at-least-once; event ids and idempotency keys make a replay
-harmless). Publishes acknowledgement commands as JSON to `{prefix}.commands`, keyed by
-enterprise.
+with consumer group `{topic}.dispatchers` (one group per topic, so deployments or test runs with
+different prefixes on one cluster never rebalance each other), committing offsets only after
+`handle` has saved the event's outcome in the outbox (at-least-once; event ids and idempotency
+keys make a replay harmless). Publishes acknowledgement commands as JSON to `{prefix}.commands`,
+keyed by enterprise.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from alerting.commands import AckCommand
 
 EVENTS_TOPIC = "{prefix}.alerts"
 COMMANDS_TOPIC = "{prefix}.commands"
-GROUP = "hazardwatch-alerts"
+GROUP = "{topic}.dispatchers"
 
 
 async def consume_events(
@@ -27,8 +28,8 @@ async def consume_events(
 ) -> None:
     """Feed every event of `topic` to `handle` until `stop` is set; commit after each batch."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=GROUP, enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        topic, bootstrap_servers=bootstrap, group_id=GROUP.format(topic=topic),
+        enable_auto_commit=False, auto_offset_reset="earliest",
     )  # fmt: skip
     await consumer.start()
     try:
