@@ -33,8 +33,10 @@ from tests.faults.rigs import (
     Case,
     EmbeddedRig,
     EventFeeder,
+    WorkerRig,
     create_topic,
     delete_topics,
+    stored_readings,
     telemetry_in_kafka,
 )
 from tests.faults.workload import Reference, Workload, build_workload, reference
@@ -43,8 +45,9 @@ from tests.services import Endpoints
 
 RECEIVER_DOWN_S = 120.0
 INFLUX_DOWN_S = 60.0
-SPOOL_OUTAGE_S = 40.0
+SPOOL_OUTAGE_S = 30.0
 SPOOL_FULL_FILL = 0.9
+REALTIME_S = 150.0  # the yellow raise, orange update and blue alarm notices, in real time
 
 
 def settle(check: Callable[[], Any], timeout: float) -> bool:
@@ -81,8 +84,10 @@ def _shared_db(case: Case, endpoints: Endpoints) -> str:
     return name
 
 
-def _start_workload(case: Case, mqtt_url: str) -> tuple[Workload, GatewayPublisher, Future[Any]]:
-    workload = build_workload(case.prefix)
+def _start_workload(
+    case: Case, mqtt_url: str, **shape: float
+) -> tuple[Workload, GatewayPublisher, Future[Any]]:
+    workload = build_workload(case.prefix, **shape)
     publisher = GatewayPublisher(workload, mqtt_url, f"gw-{case.uid}")
     case.at_exit(publisher.close)
     ref = background(lambda: reference(workload, case.policy, case.workdir / "reference"))
@@ -183,6 +188,21 @@ def runner_sigkill(case: Case, endpoints: Endpoints) -> None:
     _verify_embedded(case, rig, workload, publisher, ref.result())
 
 
+def runner_sigkill_realtime(case: Case, endpoints: Endpoints) -> None:
+    """SIGKILL `hazardwatch run` twice while gateways publish in real time (no acceleration)."""
+    rig = _embedded(case, endpoints)
+    workload, publisher, ref = _start_workload(
+        case, rig.child.env["HAZARDWATCH_MQTT__URL"], speed=1.0, duration_s=REALTIME_S
+    )
+    points = case.fractions(2, 0.2, 0.8, 0.25)
+    case.report.figures["kill_at_fraction"] = [round(p, 3) for p in points]
+    for point in points:
+        publisher.wait_progress(point)
+        rig.child.kill()
+        rig.child.start()
+    _verify_embedded(case, rig, workload, publisher, ref.result())
+
+
 def mosquitto_restart(case: Case, endpoints: Endpoints) -> None:
     """Restart a private Mosquitto (SIGTERM, 3 s down, start) under runner and gateways."""
     broker = PrivateMosquitto(private_dir("mosquitto"))
@@ -228,7 +248,7 @@ def receiver_down(case: Case, endpoints: Endpoints) -> None:
 
 
 def spool_limit(case: Case, endpoints: Endpoints) -> None:
-    """InfluxDB down for 40 s with a 16 KiB spool: the spool fills, ingest holds back."""
+    """InfluxDB down for 30 s with a 12 KiB spool: the spool fills, ingest holds back."""
     _spool_case(case, endpoints, tmpfs=False)
 
 
@@ -279,13 +299,13 @@ def _spool_case(case: Case, endpoints: Endpoints, tmpfs: bool) -> None:
     if tmpfs and _mount_tmpfs(case, spool_dir, "64k"):
         case.report.figures["spool_medium"] = "tmpfs 64 KiB (real ENOSPC)"
     else:
-        runner["spool_max_bytes"] = "16384"
-        case.report.figures["spool_medium"] = "spool_max_bytes 16 KiB"
+        runner["spool_max_bytes"] = "12288"
+        case.report.figures["spool_medium"] = "spool_max_bytes 12 KiB"
         if tmpfs:
             case.report.notes.append("no tmpfs here: disk full emulated by the spool byte limit")
     rig = _embedded(case, endpoints, influx_url=influx.url, **runner)
     workload, publisher, ref = _start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
-    point = case.fractions(1, 0.3, 0.4, 0)[0]
+    point = case.fractions(1, 0.4, 0.45, 0)[0]
     publisher.wait_progress(point)
     influx.stop()
     full_seen = unhealthy_seen = False
@@ -442,9 +462,70 @@ def kafka_restart(case: Case, endpoints: Endpoints) -> None:
     )
 
 
+def worker_sigkill(case: Case, endpoints: Endpoints) -> None:
+    """Two faust workers share the partitions; SIGKILL one at a time at seeded random points."""
+    mqtt_url = f"mqtt://{endpoints.mqtt_host}:{endpoints.mqtt_port}"
+    bootstrap = endpoints.kafka_bootstrap
+    topics = f"hwfault_{case.uid}.v1"
+    case.at_exit(lambda: delete_topics(bootstrap, topics))
+    database = _shared_db(case, endpoints)
+    workers = [WorkerRig(case, bootstrap, topics, endpoints.influx_url, database, f"w{i}")
+               for i in (1, 2)]  # fmt: skip
+    for worker in workers:  # the first creates the topics
+        worker.child.start(timeout=120)
+    alerts = AlertsRig(case, bootstrap, topics)
+    alerts.child.start()
+    bridge = BridgeRig(case, mqtt_url, bootstrap, topics)
+    bridge.child.start()
+    workload, publisher, ref_future = _start_workload(case, mqtt_url)
+    points = case.fractions(2, 0.15, 0.8, 0.25)
+    killed = []
+    for point in points:
+        publisher.wait_progress(point)
+        # The worker evaluating the plant's partition is the one whose death matters.
+        busy = [w for w in workers if w.health().get("engines")]
+        victim = busy[0] if busy else case.rng.choice(workers)
+        killed.append(f"{victim.child.args[-1]} (engines {victim.health().get('engines')})")
+        victim.child.kill()
+        victim.child.start(timeout=120)
+    case.report.figures.update(kill_at_fraction=[round(p, 3) for p in points], killed=killed)
+    published = publisher.join()
+    _publish_figures(case, workload, published)
+    ref = ref_future.result()
+    start, end = workload.start_ms, workload.end_ms
+    influx = endpoints.influx_url
+
+    def stored() -> dict[str, int]:
+        return stored_readings(influx, database, start, end)
+
+    settle(lambda: stored() == dict(published.readings), 120)
+    case.report.readings = compare_readings("influxdb", published.readings, stored())
+    settle(lambda: alerts_complete(ref.notices, case.receiver.log)
+           and alerts.outbox().get("pending", 0) == 0, 180)  # fmt: skip
+    case.report.alerts = compare_alerts(ref.notices, case.receiver.log)
+    outbox = alerts.outbox()
+    health = [w.health() for w in workers]
+    case.report.figures["events_expected"] = len(ref.events)
+    case.report.recovery.update({
+        "workers healthy": all(h.get("ok") for h in health),
+        "spools empty": all(h.get("spool_fill") == 0 for h in health),
+        "outbox drained": outbox.get("pending", 0) == 0 and outbox.get("dead", 0) == 0,
+        "bridge running": bridge.child.alive(),
+    })  # fmt: skip
+    probe_ms = publisher.probe()
+    points_n = sum(len(v) for _, _, v in workload.last_points.values())
+    case.report.recovery["new readings flow"] = settle(
+        lambda: (
+            sum(stored_readings(influx, database, probe_ms, probe_ms + 1000).values()) == points_n
+        ),
+        60,
+    )
+
+
 CASES: dict[str, Callable[[Case, Endpoints], None]] = {
     "control": control,
     "runner-sigkill": runner_sigkill,
+    "runner-sigkill-realtime": runner_sigkill_realtime,
     "bridge-sigkill": bridge_sigkill,
     "alerts-sigkill": alerts_sigkill,
     "mosquitto-restart": mosquitto_restart,
@@ -453,6 +534,7 @@ CASES: dict[str, Callable[[Case, Endpoints], None]] = {
     "receiver-down-120s": receiver_down,
     "spool-limit": spool_limit,
     "spool-disk-full": spool_disk_full,
+    "worker-sigkill": worker_sigkill,
 }
 
 FAULTS = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in CASES.items()}

@@ -139,13 +139,62 @@ class EmbeddedRig:
 
     def stored_readings(self, start_ms: int, end_ms: int) -> dict[str, int]:
         """Readings per tag in InfluxDB between two times (inclusive)."""
-        rows = influx_rows(
-            self.influx_url,
-            self.database,
-            f'SELECT count("v") FROM "reading_v1" WHERE time >= {start_ms}ms '
-            f'AND time <= {end_ms}ms GROUP BY "tag"',
-        )
-        return {r["tag"]: int(r["count"]) for r in rows}
+        return stored_readings(self.influx_url, self.database, start_ms, end_ms)
+
+
+def stored_readings(influx_url: str, database: str, start_ms: int, end_ms: int) -> dict[str, int]:
+    """Readings per tag in InfluxDB between two times (inclusive)."""
+    rows = influx_rows(
+        influx_url,
+        database,
+        f'SELECT count("v") FROM "reading_v1" WHERE time >= {start_ms}ms '
+        f'AND time <= {end_ms}ms GROUP BY "tag"',
+    )
+    return {r["tag"]: int(r["count"]) for r in rows}
+
+
+# Rebalances in seconds, not minutes (Kafka's minimum session timeout is 6 s), as the worker's own
+# integration tests configure them.
+WORKER_TIMERS = {
+    "worker__session_timeout_s": "6",
+    "worker__heartbeat_interval_s": "1",
+    "worker__rebalance_timeout_s": "10",
+    "worker__commit_interval_s": "0.5",
+}
+
+
+class WorkerRig:
+    """`hazardwatch worker` processes sharing one consumer group on a case's Kafka topics."""
+
+    def __init__(
+        self,
+        case: Case,
+        bootstrap: str,
+        topic_prefix: str,
+        influx_url: str,
+        database: str,
+        worker_id: str,
+    ) -> None:
+        self.port = free_port()
+        settings = {
+            "plant": str(case.plant_path), "policy": str(case.policy),
+            "data_dir": str(case.workdir / "workers"), "kafka__bootstrap_servers": bootstrap,
+            "kafka__topic_prefix": topic_prefix, "kafka__partitions": "4",
+            "influx__url": influx_url, "influx__database": database,
+            "http__port": str(self.port), **WORKER_TIMERS,
+        }  # fmt: skip
+        args = ["worker", "--worker-id", worker_id]
+        self.child = Child(args, base_env(**settings), case.workdir / f"{worker_id}.log",
+                           self._healthy)  # fmt: skip
+        case.at_exit(self.child.terminate)
+
+    def _healthy(self) -> bool:
+        return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200
+
+    def health(self) -> dict[str, Any]:
+        """`/healthz` as JSON, whatever its status code."""
+        data: dict[str, Any] = httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=5).json()
+        return data
 
 
 class AlertsRig:

@@ -24,7 +24,13 @@ ENOSPC_BUG = pytest.mark.xfail(
     reason="ENOSPC on the spool's file system kills the embedded runner's writer thread "
     "(stream/runners/commit.py handles SpoolFullError, not OSError): input stops for good",
 )
-PARAMS = [pytest.param(c, marks=ENOSPC_BUG) if c == "spool-disk-full" else c for c in CASES]
+WORKER_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="a telemetry record that reaches Kafka while the busy worker restarts after SIGKILL "
+    "is never written to InfluxDB (9 readings of one gateway batch lost, Kafka has it)",
+)
+KNOWN_BUGS = {"spool-disk-full": ENOSPC_BUG, "worker-sigkill": WORKER_BUG}
+PARAMS = [pytest.param(c, marks=KNOWN_BUGS[c]) if c in KNOWN_BUGS else c for c in CASES]
 
 
 @pytest.mark.parametrize("case", PARAMS)
