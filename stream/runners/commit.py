@@ -23,8 +23,11 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from hazardwatch.settings import MqttSettings
 from ingest.mqtt import Delivery, LinkOptions, MqttLink
@@ -68,6 +71,8 @@ class Group:
 
     commit: Commit
     deliveries: list[Delivery[Decoded]] = field(default_factory=list)
+    pending: int = 0  # batches still being written
+    failed: bool = False  # a batch was given up (shutdown): never acknowledge
 
 
 @dataclass
@@ -85,8 +90,15 @@ _CLOSE = object()
 
 
 class SinkWriter:
-    """Takes queued groups in order: `persist(group)`, write its lines (InfluxDB or spool),
-    then `on_written(group)`."""
+    """Takes queued groups in order: `persist(group)`, write its lines in batches (InfluxDB or
+    spool) with up to `in_flight` batches at once, then `on_written(group)` — in group order.
+
+    In order, because a message's lines may sit in the group before the one holding its
+    delivery (the ticker closed a group between hand-off and acknowledgement): a group is
+    acknowledged only when it and every group before it are written. Persisting is sequential
+    too (each state delta builds on the previous one); a later group's state may be committed
+    before an earlier group's lines are written — safe, as both stay unacknowledged until then.
+    """
 
     def __init__(
         self,
@@ -95,6 +107,7 @@ class SinkWriter:
         on_written: Callable[[Group], None],
         max_groups: int = 4,
         retry_s: float = 1.0,
+        in_flight: int = 2,
     ) -> None:
         self.sink = sink
         self.persist = persist
@@ -103,10 +116,13 @@ class SinkWriter:
         self.stats = WriterStats()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_groups)
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
+        self._posters = ThreadPoolExecutor(in_flight, thread_name_prefix="influx-post")
+        self._slots = threading.Semaphore(in_flight)
         self._give_up = threading.Event()
-        self._busy = False
+        self._lock = threading.Lock()  # the groups in flight and the counters below
+        self._in_flight: deque[Group] = deque()  # persisted, not yet acknowledged, in order
         self._unacked = 0
-        self._count_lock = threading.Lock()
+        self._halted = False
 
     def start(self) -> None:
         """Start the writer thread."""
@@ -123,8 +139,9 @@ class SinkWriter:
 
     @property
     def queued(self) -> int:
-        """Groups waiting to be written, including the one being written."""
-        return self._queue.qsize() + self._busy
+        """Groups waiting or being written."""
+        with self._lock:
+            return self._queue.qsize() + len(self._in_flight)
 
     def put(self, group: Group, stop: threading.Event | None = None, timeout_s: float = 0) -> bool:
         """Queue a group, waiting while the queue is full; False if `stop` was set (or
@@ -133,7 +150,7 @@ class SinkWriter:
         while True:
             try:
                 self._queue.put(group, timeout=0.2)
-                with self._count_lock:
+                with self._lock:
                     self._unacked += len(group.deliveries)
                 return True
             except queue.Full:
@@ -153,42 +170,80 @@ class SinkWriter:
             self._thread.join(5.0)
             return False
         self._thread.join(timeout_s)
-        if self._thread.is_alive():
+        finished = not self._thread.is_alive()
+        if not finished:
             self._give_up.set()  # InfluxDB down and the spool full: leave the rest unacked
             self._thread.join(5.0)
-            return False
-        return True
+        self._posters.shutdown(wait=True)
+        with self._lock:
+            return finished and not self._in_flight
 
     def _run(self) -> None:
-        while True:
+        while not self._give_up.is_set():
             try:
                 item = self._queue.get(timeout=IDLE_DRAIN_S)
             except queue.Empty:
-                self._drain_spool()
+                if not self._in_flight:
+                    self._drain_spool()
                 continue
             if item is _CLOSE:
+                self._wait_in_flight()
                 return
             assert isinstance(item, Group)
-            self._busy = True
-            try:
-                self._group(item)
-            finally:
-                self._busy = False
-            if self._give_up.is_set():
-                return  # shutting down with InfluxDB and the spool unavailable
+            self._start(item)
 
-    def _group(self, item: Group) -> None:
-        if not self._persist(item) or not self._write(item.commit.lines):
-            return  # giving up at shutdown; the group is not acknowledged
-        self.stats.groups += 1
-        self.stats.lines += len(item.commit.lines)
-        self.stats.acks += len(item.deliveries)
-        with self._count_lock:
-            self._unacked -= len(item.deliveries)
-        try:
-            self.on_written(item)
-        except Exception:  # an ack that fails is redelivered later: log, keep writing
-            log.exception("acknowledging a written group failed")
+    def _start(self, group: Group) -> None:
+        if not self._persist(group):
+            return
+        lines, size = group.commit.lines, self.sink.batch_lines
+        batches = [lines[i : i + size] for i in range(0, len(lines), size)]
+        with self._lock:
+            group.pending = len(batches)
+            self._in_flight.append(group)
+        if not batches:
+            self._finish(group, True)
+        for batch in batches:
+            while not self._slots.acquire(timeout=0.2):
+                if self._give_up.is_set():
+                    self._finish(group, False)
+                    return
+            future = self._posters.submit(self._write, batch)
+            future.add_done_callback(partial(self._batch_done, group))
+
+    def _batch_done(self, group: Group, future: Future[bool]) -> None:
+        self._slots.release()
+        self._finish(group, future.exception() is None and future.result())
+
+    def _finish(self, group: Group, ok: bool) -> None:
+        """One batch of `group` ended: acknowledge, in order, every group now fully written."""
+        done: list[Group] = []
+        with self._lock:
+            group.failed |= not ok
+            group.pending = max(0, group.pending - 1)
+            while self._in_flight and self._in_flight[0].pending == 0:
+                head = self._in_flight.popleft()
+                self._unacked -= len(head.deliveries)
+                # After a group given up (shutdown), later ones may hold deliveries whose
+                # lines were in it: acknowledge nothing more.
+                self._halted |= head.failed
+                if not self._halted:
+                    done.append(head)
+                    self.stats.groups += 1
+                    self.stats.lines += len(head.commit.lines)
+                    self.stats.acks += len(head.deliveries)
+        for item in done:
+            try:
+                self.on_written(item)
+            except Exception:  # an ack that fails is redelivered later: log, keep writing
+                log.exception("acknowledging a written group failed")
+
+    def _wait_in_flight(self) -> None:
+        while True:
+            with self._lock:
+                if not self._in_flight:
+                    return
+            if self._give_up.wait(0.05):
+                return
 
     def _persist(self, group: Group) -> bool:
         while True:
@@ -200,15 +255,14 @@ class SinkWriter:
                 if self._give_up.wait(self.retry_s):
                     return False
 
-    def _write(self, lines: list[str]) -> bool:
-        size = self.sink.batch_lines
-        start = 0
+    def _write(self, batch: list[str]) -> bool:
+        """One batch to InfluxDB or the spool; a full spool is retried until it takes it."""
         warned = False
-        while start < len(lines):
-            batch = lines[start : start + size]
+        while True:
             began = time.perf_counter()
             try:
                 self.sink.write(batch)
+                return True
             except SpoolFullError as exc:
                 self.stats.spool_full_waits += 1
                 if not warned:
@@ -216,11 +270,8 @@ class SinkWriter:
                     warned = True
                 if self._give_up.wait(self.retry_s):
                     return False
-                continue
             finally:
                 self.stats.write_s += time.perf_counter() - began
-            start += size
-        return True
 
     def _drain_spool(self) -> None:
         try:

@@ -130,6 +130,7 @@ class EmbeddedRunner:
         self._commit_lock = threading.Lock()  # groups enter the writer in the order they close
         self._open: list[Delivery[Decoded]] = []  # deliveries of the open commit group
         self._stop = threading.Event()
+        self._incomplete = False  # a group was left unwritten: do not save a later state
         self._alert_stop: asyncio.Event | None = None
         self._alert_loop: asyncio.AbstractEventLoop | None = None
         self.registry = CollectorRegistry()
@@ -176,6 +177,7 @@ class EmbeddedRunner:
                 return True
             log.warning("group of %d lines not written (stopping); its %d messages stay "
                         "unacknowledged", len(commit.lines), len(deliveries))  # fmt: skip
+            self._incomplete = True
             return False
         finally:
             self._commit_lock.release()
@@ -283,6 +285,7 @@ class EmbeddedRunner:
             ticker.join(timeout=10)
             self.commit(block=True, timeout_s=10)
             if not self.writer.close():
+                self._incomplete = True
                 log.error("InfluxDB and the spool took not everything before shutdown; the "
                           "unacknowledged messages will be redelivered")  # fmt: skip
             self.link.stop()  # after the writer: its acknowledgements must reach the broker
@@ -290,7 +293,9 @@ class EmbeddedRunner:
                 self._alert_loop.call_soon_threadsafe(self._alert_stop.set)
             alerting.join(timeout=10)
             with self._lock:
-                self.pipeline.save_state()
+                if not self._incomplete:
+                    # A state past an unwritten group would hide its events from redelivery.
+                    self.pipeline.save_state()
                 self.sink.close()
                 self.pipeline.store.close()
             self.ops.stop()

@@ -7,15 +7,19 @@ line — as much as the rest of the pipeline — for a body only 20 % smaller.
 Works against InfluxDB 1.8 (bucket `database/retention_policy`, v1-compatible management over
 InfluxQL) and 2.x (bucket from set-up; management statements are refused there and skipped).
 Order: while the spool holds batches, new batches go behind them, so every series is written in
-the order it was produced. Nothing is dropped silently: a batch InfluxDB rejects as malformed
-(HTTP 400/422, which no retry can fix) is counted under `rejected` with the server's reason and
-logged; every other failure spools and retries with exponential backoff.
+the order it was produced. `write` may be called from several threads (the embedded runner keeps
+two batches in flight): then a batch already on its way may land before an older one that failed
+into the spool — InfluxDB orders points by time, so the stored series are the same.
+Nothing is dropped silently: a batch InfluxDB rejects as malformed (HTTP 400/422, which no retry
+can fix) is counted under `rejected` with the server's reason and logged; every other failure
+spools and retries with exponential backoff.
 """
 
 from __future__ import annotations
 
 import gzip
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -69,11 +73,13 @@ class InfluxSink:
         self._backoff = self._backoff_min
         self._next_attempt = 0.0
         self._warned_fill = False
+        # Guards the spool, counters and backoff; the HTTP write itself runs outside it.
+        self._lock = threading.RLock()
         self._client = InfluxDBClient(
             url=settings.url,
             token=settings.token.get_secret_value(),
             org=settings.org,
-            enable_gzip=False,  # bodies are compressed by `_try_write`, at level 1
+            enable_gzip=False,  # bodies are compressed by `_post`, at level 1
             timeout=10_000,
             retries=False,  # retries are ours: through the spool, with backoff
         )
@@ -129,19 +135,20 @@ class InfluxSink:
 
     def drain(self, force: bool = False) -> int:
         """Replay spooled batches in order; returns how many were written."""
-        if not force and self._clock() < self._next_attempt:
-            return 0
-        replayed = 0
-        while (head := self.spool.peek()) is not None:
-            path, lines = head
-            if not self._try_write(lines):
-                return replayed
-            self.spool.pop(path)
-            self.stats.replayed += len(lines)
-            replayed += 1
-        if replayed:
-            log.info("spool drained: %d batches replayed to InfluxDB", replayed)
-        return replayed
+        with self._lock:
+            if not force and self._clock() < self._next_attempt:
+                return 0
+            replayed = 0
+            while (head := self.spool.peek()) is not None:
+                path, lines = head
+                if not self._record(lines, self._post(lines)):
+                    return replayed
+                self.spool.pop(path)
+                self.stats.replayed += len(lines)
+                replayed += 1
+            if replayed:
+                log.info("spool drained: %d batches replayed to InfluxDB", replayed)
+            return replayed
 
     @property
     def buffered(self) -> int:
@@ -151,10 +158,17 @@ class InfluxSink:
     def write(self, batch: list[str]) -> None:
         """Write one batch to InfluxDB now, or spool it (behind older spooled batches, so every
         series stays in order); SpoolFullError when it can be neither written nor spooled."""
-        if len(self.spool):
-            self.drain()
-        # While older batches wait in the spool, this one queues behind them to keep order.
-        if len(self.spool) or not self._try_write(batch):
+        with self._lock:
+            if len(self.spool):
+                self.drain()
+            # While older batches wait in the spool, this one queues behind them to keep order.
+            behind = len(self.spool) > 0
+        if not behind:
+            outcome = self._post(batch)
+            with self._lock:
+                if self._record(batch, outcome):
+                    return
+        with self._lock:
             self._to_spool(batch)
 
     def _to_spool(self, batch: list[str]) -> None:
@@ -167,8 +181,8 @@ class InfluxSink:
         elif self.spool.fill < SPOOL_WARNING_FILL:
             self._warned_fill = False
 
-    def _try_write(self, batch: list[str]) -> bool:
-        """True when InfluxDB took the batch (or rejected it for good, counted)."""
+    def _post(self, batch: list[str]) -> tuple[str, str]:
+        """POST one batch: ("written" | "rejected" | "failed", detail). Touches no shared state."""
         body = gzip.compress(("\n".join(batch) + "\n").encode("utf-8"), GZIP_LEVEL)
         try:
             self._write.post_write(  # type: ignore[no-untyped-call]
@@ -180,14 +194,22 @@ class InfluxSink:
                 content_type="text/plain; charset=utf-8",
             )
         except ApiException as exc:
-            if exc.status in _NOT_RETRYABLE:
-                self.stats.rejected += len(batch)
-                log.error("InfluxDB rejected %d lines (HTTP %s): %s", len(batch), exc.status,
-                          (exc.body or "")[:500])  # fmt: skip
-                return True
-            return self._failed(f"HTTP {exc.status}: {(exc.body or '')[:200]}")
+            detail = f"HTTP {exc.status}: {(exc.body or '')[:500]}"
+            return ("rejected" if exc.status in _NOT_RETRYABLE else "failed"), detail
         except Exception as exc:  # urllib3/OSError family: connection refused, reset, timeout
-            return self._failed(f"{type(exc).__name__}: {exc}")
+            return "failed", f"{type(exc).__name__}: {exc}"
+        return "written", ""
+
+    def _record(self, batch: list[str], outcome: tuple[str, str]) -> bool:
+        """Count an outcome (lock held); True when InfluxDB took the batch or rejected it for
+        good (counted: no retry can fix a malformed batch)."""
+        verdict, detail = outcome
+        if verdict == "rejected":
+            self.stats.rejected += len(batch)
+            log.error("InfluxDB rejected %d lines (%s)", len(batch), detail)
+            return True
+        if verdict == "failed":
+            return self._failed(detail[:200])
         self.stats.written += len(batch)
         self._backoff = self._backoff_min
         return True
