@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import random
+import re
 import string
 import sys
 import tempfile
@@ -530,7 +531,7 @@ def loader_target(
         kind, text = document
         path = folder / f"{kind}.yaml"
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
-        n_lines = text.count("\n") + 1
+        n_lines = len(_YAML_LINE_BREAK.split(text))
         for load in loaders[kind]:
             tally.inputs += 1
             try:
@@ -559,6 +560,10 @@ def loader_target(
             leftover.unlink()
         folder.rmdir()
 
+
+# Line breaks as PyYAML counts them (and Python's text mode reads a lone \r as one, too): a
+# mutation that inserts \u2028 gives the file more lines than its \n alone say.
+_YAML_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 _ROOT_MESSAGES = (
     "YAML syntax",
