@@ -334,10 +334,17 @@ def _intro(console: Console, sim: Any, speed: float) -> None:
 
 
 def _clear_status(settings: Settings, sim: Any, prefix: str) -> None:
-    """Remove this run's retained gateway status messages from the broker."""
+    """Remove this run's traces from the broker: the runner's persistent session (kept a week
+    otherwise) and the retained gateway status messages."""
     from ingest.mqtt import LinkOptions, MqttLink
     from ingest.protocol import status_topic
 
+    with contextlib.suppress(Exception):
+        session: MqttLink[None] = MqttLink(
+            settings.mqtt, LinkOptions(client_id=settings.mqtt.client_id, clean_start=True,
+                                       session_expiry_s=0), lambda *a: None)  # fmt: skip
+        session.start(10)
+        session.stop()
     with contextlib.suppress(Exception):
         link: MqttLink[None] = MqttLink(
             settings.mqtt, LinkOptions(client_id=f"{prefix.replace('/', '-')}-cleanup",

@@ -198,6 +198,11 @@ def runner_env(
     }
     yield env, receiver
     receiver.server.shutdown()
+    # End the runner's persistent session: the broker would keep it (and save it) for a week.
+    session = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, env["HAZARDWATCH_MQTT__CLIENT_ID"],
+                          protocol=mqtt.MQTTv5)  # fmt: skip
+    session.connect(endpoints.mqtt_host, endpoints.mqtt_port, clean_start=True)
+    session.disconnect()
 
 
 class Gateway:
