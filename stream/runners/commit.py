@@ -7,10 +7,11 @@ the broker's window of unacknowledged messages idle while InfluxDB worked. Inste
   runner's open commit group (IngestService calls it after the hand-off);
 - the runner closes a group every ~5,000 lines, a few hundred messages or `flush_interval_ms`
   (`Pipeline.commit`: state saved first when the group holds events) and queues it here;
-- `SinkWriter`, one thread, takes the groups in order: it persists the group's state delta and
-  event lines (`Pipeline.persist`, SQLite with fsync — kept off the engine's lock), writes the
-  lines in batches of the sink's size to InfluxDB or the spool, and only then sends the group's
-  acknowledgements.
+- `SinkWriter` takes the groups in order: it persists the group's state delta and event lines
+  (`Pipeline.persist`, SQLite with fsync — kept off the engine's lock), writes the lines in
+  batches of the sink's size to InfluxDB or the spool, two batches in flight (InfluxDB takes
+  more with two writers), and sends a group's acknowledgements once it and every earlier group
+  are written.
 So the engine works on the next messages while the previous group is being written, and a
 message is still acknowledged only after its readings are in InfluxDB or the spool. A full spool
 (InfluxDB down for long) makes the writer retry the same batch; its queue fills, the ingest
