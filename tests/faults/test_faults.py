@@ -24,12 +24,22 @@ ENOSPC_BUG = pytest.mark.xfail(
     reason="ENOSPC on the spool's file system kills the embedded runner's writer thread "
     "(stream/runners/commit.py handles SpoolFullError, not OSError): input stops for good",
 )
+# Found by this suite, timing-dependent (so not strict): see docs/reliability.md.
 WORKER_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="a telemetry record that reaches Kafka while the busy worker restarts after SIGKILL "
-    "is never written to InfluxDB (9 readings of one gateway batch lost, Kafka has it)",
+    strict=False,
+    reason="a telemetry record reaching Kafka while the busy worker restarts after SIGKILL can "
+    "miss InfluxDB (one gateway batch, 9 readings, lost in 3 of 4 runs; Kafka has it)",
 )
-KNOWN_BUGS = {"spool-disk-full": ENOSPC_BUG, "worker-sigkill": WORKER_BUG}
+RATE_LIMIT_BUG = pytest.mark.xfail(
+    strict=False,
+    reason="failed delivery attempts spend the recipient's rate-limit tokens (30/h): after a 2 min "
+    "outage the enterprise desk's last notices wait ~2 min per token",
+)
+KNOWN_BUGS = {
+    "spool-disk-full": ENOSPC_BUG,
+    "worker-sigkill": WORKER_BUG,
+    "receiver-down-120s": RATE_LIMIT_BUG,
+}
 PARAMS = [pytest.param(c, marks=KNOWN_BUGS[c]) if c in KNOWN_BUGS else c for c in CASES]
 
 
