@@ -269,10 +269,12 @@ class SinkWriter:
                 if not warned:
                     log.error("%s; waiting for InfluxDB, input paused", exc)
                     warned = True
-                if self._give_up.wait(self.retry_s):
-                    return False
+            except Exception:  # whatever fails, the batch is retried, never dropped or fatal
+                log.exception("writing a batch failed; retrying")
             finally:
                 self.stats.write_s += time.perf_counter() - began
+            if self._give_up.wait(self.retry_s):
+                return False
 
     def _drain_spool(self) -> None:
         try:

@@ -7,6 +7,7 @@ order, which keeps every series in order (a series lives in one process's stream
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -44,7 +45,8 @@ class Spool:
         return self._bytes / self.max_bytes
 
     def append(self, lines: list[str]) -> None:
-        """Store a batch durably at the end of the queue; SpoolFullError when it does not fit."""
+        """Store a batch durably at the end of the queue; SpoolFullError when it does not fit
+        (the byte limit, or the file system refuses the write)."""
         data = ("\n".join(lines) + "\n").encode("utf-8")
         if self._bytes + len(data) > self.max_bytes:
             raise SpoolFullError(
@@ -52,11 +54,18 @@ class Spool:
             )
         path = self.directory / f"{self._next:012d}.lp"
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.rename(path)
+        try:
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            tmp.rename(path)
+        except OSError as exc:
+            # The file system is full (ENOSPC) or failing: as good as a full spool — the caller
+            # holds the batch and applies backpressure; a partial file must not replay.
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+            raise SpoolFullError(f"spool {self.directory} cannot take a batch: {exc}") from exc
         self._next += 1
         self._sizes[path] = len(data)
         self._bytes += len(data)

@@ -149,3 +149,17 @@ def test_malformed_batch_is_counted_as_rejected_not_retried(
     sink.add(["reading_v1,tag=a v=1 1", 'reading_v1,tag=a v="text" 2'])  # field type conflict
     sink.close()
     assert sink.stats.rejected == 2 and len(sink.spool) == 0 and sink.stats.spooled == 0
+
+
+def test_a_file_system_that_refuses_the_spool_is_backpressure_not_a_crash(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    # The next batch's file cannot be created: the write fails with a real OSError, as ENOSPC
+    # on a full disk would.
+    blocker = tmp_path / "000000000001.tmp"
+    blocker.mkdir()
+    with pytest.raises(SpoolFullError, match="cannot take a batch"):
+        spool.append(["reading_v1,tag=a v=1 1"])
+    assert len(spool) == 0 and spool.bytes == 0
+    blocker.rmdir()  # space again: the same batch goes in
+    spool.append(["reading_v1,tag=a v=1 1"])
+    assert Spool(tmp_path).peek() is not None and len(Spool(tmp_path)) == 1
