@@ -228,7 +228,9 @@ class TagTable:
     ) -> TagTable:
         """Build a table from specs; `grades` maps source id → effective grade (default 4)."""
         grades = grades or {}
-        units: dict[str, int] = {}
+        # Unit (equipment) ids are unique only within their hazard source (plant/checks.py), so a
+        # unit is keyed by (source, unit): two sources' "P-101" are two units.
+        units: dict[tuple[str, str], int] = {}
         sources: dict[str, int] = {}
         enterprises: dict[str, int] = {}
         unit_source: list[int] = []
@@ -240,10 +242,11 @@ class TagTable:
             if spec.source not in sources:
                 sources[spec.source] = len(sources)
                 source_enterprise.append(enterprises[spec.enterprise])
-            if spec.unit not in units:
-                units[spec.unit] = len(units)
+            unit_key = (spec.source, spec.unit)
+            if unit_key not in units:
+                units[unit_key] = len(units)
                 unit_source.append(sources[spec.source])
-            tag_unit.append(units[spec.unit])
+            tag_unit.append(units[unit_key])
         n = len(tags)
         limit = np.full((n, 4), np.nan)
         limit_sev = np.zeros((n, 4), dtype=np.int8)
@@ -265,7 +268,7 @@ class TagTable:
             rule_sev[order10[rule_a]] = 2
         return cls(
             tag_ids=tuple(spec.id for spec in tags),
-            unit_ids=tuple(units),
+            unit_ids=tuple(unit for _, unit in units),
             source_ids=tuple(sources),
             enterprise_ids=tuple(enterprises),
             tag_unit=np.array(tag_unit, dtype=np.int32),

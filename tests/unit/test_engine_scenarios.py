@@ -85,6 +85,20 @@ def test_s3_by_two_s2_tags_and_by_bypass() -> None:
     assert source_colours(events) == [RiskColour.RED]
 
 
+def test_same_unit_id_in_two_sources_is_two_units() -> None:
+    """Unit ids are unique per hazard source only: one S2 tag in each source's "P-101" is S2 in
+    each source (orange at grade 1), not two S2 tags of one unit (S3, red)."""
+    tags = [TagSpec("A", "P-101", "HS1", limits={"HH": 5.0}),
+            TagSpec("B", "P-101", "HS2", limits={"HH": 5.0})]  # fmt: skip
+    engine = RiskEngine(TagTable.build(tags, grades={"HS1": 1, "HS2": 1}))
+    events = feed(engine, [("A", 0, 9.0), ("B", S, 9.0)])
+    colours = {
+        e.source: e.colour for e in events if isinstance(e, RiskEvent) and e.level == "source"
+    }
+    assert colours == {"HS1": RiskColour.ORANGE, "HS2": RiskColour.ORANGE}
+    assert engine.table.unit_ids == ("P-101", "P-101")
+
+
 def test_co_level2_in_occupied_area_is_s3_and_suppresses_s1() -> None:
     tags = [TagSpec("CO", limits={"H": 24, "HH": 160}, co_occupied=True),
             TagSpec("T", limits={"H": 50})]  # fmt: skip
