@@ -99,6 +99,7 @@ class Dispatcher:
         if verdict.outcome == "delivered":
             self.outbox.delivered(item.id, now, verdict.detail, latency)
             return
+        self.limiter.refund(item.recipient)  # only deliveries spend the recipient's budget
         delivery = self.policy.delivery
         attempt = item.attempts + 1
         if verdict.outcome == "retry" and attempt < delivery.max_attempts:

@@ -155,11 +155,12 @@ class Outbox:
         return int(found) if found is not None else None
 
     def sent_since(self, recipient: str, since_ms: int) -> int:
-        """Attempts that reached a channel for `recipient` after `since_ms` (rate-limit memory)."""
+        """Deliveries to `recipient` after `since_ms` (rate-limit memory; failed attempts reached
+        nobody and do not count, as in the dispatcher's refund)."""
         [(count,)] = list(self._rows(
             "SELECT COUNT(*) FROM attempt JOIN notification ON notification.id = "
             "attempt.notification WHERE attempt.ts_ms > ? AND notification.recipient = ? "
-            "AND attempt.outcome != 'rate_limited'",
+            "AND attempt.outcome = 'delivered'",
             since_ms, recipient,
         ))  # fmt: skip
         return int(count)

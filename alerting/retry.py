@@ -65,3 +65,13 @@ class RateLimiter:
             bucket.tokens -= 1.0
             return 0
         return max(1, int((1.0 - bucket.tokens) / rate_per_ms) + 1)
+
+    def refund(self, recipient: str) -> None:
+        """Give back the token of an attempt that reached nobody (receiver down, 5xx, timeout).
+
+        The limit protects a person from a flood of messages; failed attempts bothered nobody,
+        and spending tokens on them would hold warnings back for hours after an outage.
+        """
+        bucket = self._buckets.get(recipient)
+        if bucket is not None:
+            bucket.tokens = min(float(self._limit_of(recipient).count), bucket.tokens + 1.0)

@@ -109,6 +109,20 @@ def test_rate_limit_per_recipient() -> None:
     assert limiter.take("a", 30_001) == 0
 
 
+def test_failed_attempts_give_their_rate_limit_token_back() -> None:
+    limiter = RateLimiter(lambda _r: RateLimit(count=2, per_s=3600))
+    for _ in range(5):  # receiver down: five failed attempts in a row
+        assert limiter.take("a", 0) == 0
+        limiter.refund("a")
+    assert [limiter.take("a", 0), limiter.take("a", 0)] == [0, 0]  # still two deliveries
+    assert limiter.take("a", 0) > 0
+    limiter.refund("a")
+    limiter.refund("a")
+    limiter.refund("a")  # never above the limit
+    assert [limiter.take("a", 0), limiter.take("a", 0)] == [0, 0]
+    assert limiter.take("a", 0) > 0
+
+
 def test_outbox_is_idempotent_and_pending_survives_reopen(tmp_path: Path) -> None:
     path = tmp_path / "o.db"
     box = Outbox(path)
@@ -205,7 +219,9 @@ def test_outbox_counts_sends_per_recipient_and_knows_the_next_retry(tmp_path: Pa
     box.delivered(first.id, 1_000, "HTTP 204", 1.0)
     box.failed(second.id, 2_000, "retry", "HTTP 503", 1.0, next_at_ms=9_000)
     box.defer(third.id, 2_000, 5_000, "rate limit")  # deferrals are not sends
-    assert box.sent_since("r1", 0) == 2 and box.sent_since("r1", 1_000) == 1
+    # failed attempts reached nobody: only the delivery counts against the recipient's limit
+    assert box.sent_since("r1", 0) == 1 and box.sent_since("r1", 999) == 1
+    assert box.sent_since("r1", 1_000) == 0  # the window is strictly after `since_ms`
     assert box.sent_since("r2", 0) == 0
     assert box.next_due_ms(after_ms=2_000) == 5_000
     assert box.next_due_ms(after_ms=5_000) == 9_000
