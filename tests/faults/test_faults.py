@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.cases import CASES, tmpfs_available
+from tests.faults.cases import CASES
 from tests.faults.conftest import Campaign
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -18,28 +18,13 @@ WITHOUT_ALERTS = {"bridge-sigkill"}  # the bridge carries readings only
 WITHOUT_READINGS = {"alerts-sigkill"}  # the dispatcher carries alerts only
 
 
-ENOSPC_BUG = pytest.mark.xfail(
-    tmpfs_available(),
-    strict=True,
-    reason="ENOSPC on the spool's file system kills the embedded runner's writer thread "
-    "(stream/runners/commit.py handles SpoolFullError, not OSError): input stops for good",
-)
 # Found by this suite, timing-dependent (so not strict): see docs/reliability.md.
 WORKER_BUG = pytest.mark.xfail(
     strict=False,
     reason="a telemetry record reaching Kafka while the busy worker restarts after SIGKILL can "
     "miss InfluxDB (one gateway batch, 9 readings, lost in 3 of 4 runs; Kafka has it)",
 )
-RATE_LIMIT_BUG = pytest.mark.xfail(
-    strict=False,
-    reason="failed delivery attempts spend the recipient's rate-limit tokens (30/h): after a 2 min "
-    "outage the enterprise desk's last notices wait ~2 min per token",
-)
-KNOWN_BUGS = {
-    "spool-disk-full": ENOSPC_BUG,
-    "worker-sigkill": WORKER_BUG,
-    "receiver-down-120s": RATE_LIMIT_BUG,
-}
+KNOWN_BUGS = {"worker-sigkill": WORKER_BUG}
 PARAMS = [pytest.param(c, marks=KNOWN_BUGS[c]) if c in KNOWN_BUGS else c for c in CASES]
 
 
