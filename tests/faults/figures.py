@@ -46,6 +46,7 @@ class AlertFigures:
     duplicates: list[str]
     unexpected: list[str]
     keys_matched: int
+    unpredicted: list[str]  # accepted keys the reference did not predict: key, kind, plant time
     redeliveries: int  # same key received again and dropped by the receiver
     requests: int
     bad_signatures: int
@@ -68,6 +69,11 @@ def compare_alerts(expected: Iterable[ExpectedNotice], log: WebhookLog) -> Alert
         duplicates=[repr(i) for i in extra.elements() if i in want],
         unexpected=[repr(i) for i in extra.elements() if i not in want],
         keys_matched=len({e.key for e in expected} & set(log.accepted)),
+        unpredicted=[
+            f"{a.key} {a.notice.get('kind')} ts={a.notice.get('ts_ms')}"
+            for a in accepted
+            if a.key not in {e.key for e in expected}
+        ],
         redeliveries=log.redeliveries,
         requests=log.requests,
         bad_signatures=len(log.rejected),
