@@ -37,14 +37,17 @@ def run_case(name: str, endpoints: Endpoints, delay_s: float) -> FaultReport:
     try:
         CASES[name](case, endpoints)
     except KeyboardInterrupt:
+        case.report.error = "interrupted"
         raise
     except BaseException:  # asyncio's CancelledError too: every failure becomes a figure
         case.report.error = traceback.format_exc()
-    case.report.elapsed_s = round(time.monotonic() - case.started, 1)
-    failed = case.report.error is not None
-    if failed:
-        case.report.notes.append(f"logs kept in {case.workdir}")
-    case.close(keep=failed or os.environ.get("HAZARDWATCH_FAULT_KEEP") == "1")
+    finally:
+        case.report.elapsed_s = round(time.monotonic() - case.started, 1)
+        failed = case.report.error is not None
+        if failed:
+            case.report.notes.append(f"logs kept in {case.workdir}")
+        # Always: a case's processes and private services must not outlive it.
+        case.close(keep=failed or os.environ.get("HAZARDWATCH_FAULT_KEEP") == "1")
     return case.report
 
 
