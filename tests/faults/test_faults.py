@@ -18,17 +18,7 @@ WITHOUT_ALERTS = {"bridge-sigkill"}  # the bridge carries readings only
 WITHOUT_READINGS = {"alerts-sigkill"}  # the dispatcher carries alerts only
 
 
-# Found by this suite, timing-dependent (so not strict): see docs/reliability.md.
-WORKER_BUG = pytest.mark.xfail(
-    strict=False,
-    reason="a telemetry record reaching Kafka while the busy worker restarts after SIGKILL can "
-    "miss InfluxDB (one gateway batch, 9 readings, lost in 3 of 4 runs; Kafka has it)",
-)
-KNOWN_BUGS = {"worker-sigkill": WORKER_BUG}
-PARAMS = [pytest.param(c, marks=KNOWN_BUGS[c]) if c in KNOWN_BUGS else c for c in CASES]
-
-
-@pytest.mark.parametrize("case", PARAMS)
+@pytest.mark.parametrize("case", list(CASES))
 def test_fault_loses_nothing_and_recovers(case: str, campaign: Campaign) -> None:
     report = campaign.report(case)
     assert report.error is None, f"{report.summary()}\n{report.error}\n{report.notes}"
