@@ -1,7 +1,9 @@
-"""The faults: each case starts the real processes, plays the workload, injects its fault at
-seeded random points, lets the system recover on its own and returns a FaultReport.
+"""The faults on the embedded runner (`hazardwatch run`) and the helpers every case shares; the
+distributed path is in distributed.py, the list of cases in catalogue.py.
 
-Cases never assert: they measure, so that a failing case still reports every figure.
+Each case starts the real processes, plays the workload, injects its fault at seeded random points,
+lets the system recover on its own and returns a FaultReport. Cases never assert: they measure, so
+that a failing case still reports every figure.
 """
 
 from __future__ import annotations
@@ -22,22 +24,13 @@ import httpx
 from tests.faults.figures import alerts_complete, compare_alerts, compare_readings
 from tests.faults.private_services import (
     PrivateInflux,
-    PrivateKafka,
     PrivateMosquitto,
     private_dir,
 )
 from tests.faults.publisher import GatewayPublisher, PublishResult
 from tests.faults.rigs import (
-    AlertsRig,
-    BridgeRig,
     Case,
     EmbeddedRig,
-    EventFeeder,
-    WorkerRig,
-    create_topic,
-    delete_topics,
-    stored_readings,
-    telemetry_in_kafka,
 )
 from tests.faults.workload import Reference, Workload, build_workload, reference
 from tests.processes import wait_until
@@ -74,7 +67,7 @@ def background(fn: Callable[[], Any]) -> Future[Any]:
     return future
 
 
-def _shared_db(case: Case, endpoints: Endpoints) -> str:
+def shared_db(case: Case, endpoints: Endpoints) -> str:
     name = f"hwfault_{case.uid}"
     case.at_exit(
         lambda: httpx.post(
@@ -84,7 +77,7 @@ def _shared_db(case: Case, endpoints: Endpoints) -> str:
     return name
 
 
-def _start_workload(
+def start_workload(
     case: Case, mqtt_url: str, **shape: float
 ) -> tuple[Workload, GatewayPublisher, Future[Any]]:
     workload = build_workload(case.prefix, **shape)
@@ -104,7 +97,7 @@ def _verify_embedded(
     alerts_timeout: float = 120.0,
 ) -> None:
     published = publisher.join()
-    _publish_figures(case, workload, published)
+    publish_figures(case, workload, published)
     start, end = workload.start_ms, workload.end_ms
     settle(lambda: rig.stored_readings(start, end) == dict(published.readings), 120)
     case.report.readings = compare_readings(
@@ -141,7 +134,7 @@ def _verify_embedded(
     )
 
 
-def _publish_figures(case: Case, workload: Workload, published: PublishResult) -> None:
+def publish_figures(case: Case, workload: Workload, published: PublishResult) -> None:
     case.report.figures.update(
         messages_published=published.messages,
         messages_unacknowledged=published.unacknowledged,
@@ -159,7 +152,7 @@ def _embedded(
 ) -> EmbeddedRig:
     mqtt = mqtt_url or f"mqtt://{endpoints.mqtt_host}:{endpoints.mqtt_port}"
     influx = influx_url or endpoints.influx_url
-    database = f"hwfault_{case.uid}" if influx_url else _shared_db(case, endpoints)
+    database = f"hwfault_{case.uid}" if influx_url else shared_db(case, endpoints)
     rig = EmbeddedRig(case, mqtt, influx, database, **runner)
     rig.child.start()
     return rig
@@ -171,14 +164,14 @@ def _embedded(
 def control(case: Case, endpoints: Endpoints) -> None:
     """No fault: the harness itself must find nothing lost."""
     rig = _embedded(case, endpoints)
-    workload, publisher, ref = _start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
+    workload, publisher, ref = start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
     _verify_embedded(case, rig, workload, publisher, ref.result())
 
 
 def runner_sigkill(case: Case, endpoints: Endpoints) -> None:
     """SIGKILL `hazardwatch run` three times at seeded random points; restart it each time."""
     rig = _embedded(case, endpoints)
-    workload, publisher, ref = _start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
+    workload, publisher, ref = start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
     points = case.fractions(3, 0.1, 0.85, 0.12)
     case.report.figures["kill_at_fraction"] = [round(p, 3) for p in points]
     for point in points:
@@ -191,7 +184,7 @@ def runner_sigkill(case: Case, endpoints: Endpoints) -> None:
 def runner_sigkill_realtime(case: Case, endpoints: Endpoints) -> None:
     """SIGKILL `hazardwatch run` twice while gateways publish in real time (no acceleration)."""
     rig = _embedded(case, endpoints)
-    workload, publisher, ref = _start_workload(
+    workload, publisher, ref = start_workload(
         case, rig.child.env["HAZARDWATCH_MQTT__URL"], speed=1.0, duration_s=REALTIME_S
     )
     points = case.fractions(2, 0.2, 0.8, 0.25)
@@ -209,7 +202,7 @@ def mosquitto_restart(case: Case, endpoints: Endpoints) -> None:
     case.at_exit(broker.close)
     broker.start()
     rig = _embedded(case, endpoints, mqtt_url=broker.url)
-    workload, publisher, ref = _start_workload(case, broker.url)
+    workload, publisher, ref = start_workload(case, broker.url)
     point = case.fractions(1, 0.25, 0.6, 0)[0]
     case.report.figures["restart_at_fraction"] = round(point, 3)
     publisher.wait_progress(point)
@@ -223,7 +216,7 @@ def influx_down(case: Case, endpoints: Endpoints) -> None:
     case.at_exit(influx.close)
     influx.start()
     rig = _embedded(case, endpoints, influx_url=influx.url)
-    workload, publisher, ref = _start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
+    workload, publisher, ref = start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
     point = case.fractions(1, 0.1, 0.3, 0)[0]
     case.report.figures["stop_at_fraction"] = round(point, 3)
     publisher.wait_progress(point)
@@ -239,7 +232,7 @@ def influx_down(case: Case, endpoints: Endpoints) -> None:
 def receiver_down(case: Case, endpoints: Endpoints) -> None:
     """The webhook receiver refuses connections for 2 min while alerts are raised."""
     rig = _embedded(case, endpoints)
-    workload, publisher, ref = _start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
+    workload, publisher, ref = start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
     point = case.fractions(1, 0.05, 0.12, 0)[0]
     publisher.wait_progress(point)
     case.receiver.down()
@@ -310,7 +303,7 @@ def _spool_case(case: Case, endpoints: Endpoints, tmpfs: bool) -> None:
         if tmpfs:
             case.report.notes.append("no tmpfs here: disk full emulated by the spool byte limit")
     rig = _embedded(case, endpoints, influx_url=influx.url, **runner)
-    workload, publisher, ref = _start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
+    workload, publisher, ref = start_workload(case, rig.child.env["HAZARDWATCH_MQTT__URL"])
     point = case.fractions(1, 0.4, 0.45, 0)[0]
     publisher.wait_progress(point)
     influx.stop()
@@ -334,216 +327,3 @@ def _spool_case(case: Case, endpoints: Endpoints, tmpfs: bool) -> None:
     )
     case.report.recovery["fault took effect (spool full)"] = full_seen or least_free < 4096
     _verify_embedded(case, rig, workload, publisher, ref.result())
-
-
-def bridge_sigkill(case: Case, endpoints: Endpoints) -> None:
-    """SIGKILL `hazardwatch bridge` three times; every reading must still reach Kafka."""
-    mqtt_url = f"mqtt://{endpoints.mqtt_host}:{endpoints.mqtt_port}"
-    topics = f"hwfault_{case.uid}.v1"
-    case.at_exit(lambda: delete_topics(endpoints.kafka_bootstrap, topics))
-    bridge = BridgeRig(case, mqtt_url, endpoints.kafka_bootstrap, topics)
-    bridge.child.start()
-    workload, publisher, _ref = _start_workload(case, mqtt_url)
-    points = case.fractions(3, 0.1, 0.85, 0.12)
-    case.report.figures["kill_at_fraction"] = [round(p, 3) for p in points]
-    for point in points:
-        publisher.wait_progress(point)
-        bridge.child.kill()
-        bridge.child.start()
-    _verify_kafka_readings(case, endpoints.kafka_bootstrap, bridge, workload, publisher)
-    case.report.notes.append(
-        "the bridge carries readings only: alerts are checked in the "
-        "worker and alert-dispatcher cases"
-    )
-
-
-def _verify_kafka_readings(
-    case: Case, bootstrap: str, bridge: BridgeRig, workload: Workload, publisher: GatewayPublisher
-) -> None:
-    published = publisher.join()
-    _publish_figures(case, workload, published)
-    settle(lambda: telemetry_in_kafka(bootstrap, bridge.topic)[0] == dict(published.readings), 120)
-    found, copies = telemetry_in_kafka(bootstrap, bridge.topic)
-    case.report.readings = compare_readings("kafka", published.readings, found, copies)
-    case.report.recovery["bridge running"] = bridge.child.alive()
-    before = sum(found.values())
-    publisher.probe()
-    points = sum(len(v) for _, _, v in workload.last_points.values())
-    case.report.recovery["new readings flow"] = settle(
-        lambda: sum(telemetry_in_kafka(bootstrap, bridge.topic)[0].values()) == before + points,
-        60,
-    )
-
-
-def alerts_sigkill(case: Case, endpoints: Endpoints) -> None:
-    """SIGKILL `hazardwatch alerts serve` three times while a webhook request is in flight."""
-    topics = f"hwfault_{case.uid}.v1"
-    bootstrap = endpoints.kafka_bootstrap
-    case.at_exit(lambda: delete_topics(bootstrap, topics))
-    create_topic(bootstrap, f"{topics}.alerts")
-    alerts = AlertsRig(case, bootstrap, topics)
-    alerts.child.start()
-    workload = build_workload(case.prefix)
-    ref = reference(workload, case.policy, case.workdir / "reference")
-    feeder = EventFeeder(
-        bootstrap, f"{topics}.alerts", list(ref.events), workload.start_ms, workload.speed
-    )
-    started = time.monotonic()
-    feeder.start(started)
-    points = case.fractions(3, 0.15, 0.85, 0.15)
-    in_flight_at_kill = 0
-    for point in points:
-        time.sleep(max(0.0, started + point * workload.wall_duration_s - time.monotonic()))
-        if settle(lambda: case.receiver.log.in_flight > 0, 30):
-            time.sleep(case.rng.uniform(0, 0.8 * case.receiver.answer_delay_s))
-            in_flight_at_kill += case.receiver.log.in_flight > 0
-        alerts.child.kill()
-        alerts.child.start()
-    feeder.join()
-    case.report.figures.update(
-        kill_at_fraction=[round(p, 3) for p in points],
-        kills_with_request_in_flight=in_flight_at_kill,
-        events_expected=len(ref.events),
-        events_sent=feeder.sent,
-    )
-    settle(
-        lambda: (
-            alerts_complete(ref.notices, case.receiver.log)
-            and alerts.outbox().get("pending", 0) == 0
-        ),
-        180,
-    )
-    case.report.alerts = compare_alerts(ref.notices, case.receiver.log)
-    outbox = alerts.outbox()
-    case.report.recovery.update(
-        {
-            "dispatcher running": alerts.child.alive(),
-            "outbox drained": outbox.get("pending", 0) == 0 and outbox.get("dead", 0) == 0,
-            "delivered in flight at a kill": in_flight_at_kill > 0,
-        }
-    )
-    case.report.notes.append("no readings path: events come from Kafka as the workers write them")
-
-
-def kafka_restart(case: Case, endpoints: Endpoints) -> None:
-    """Restart a private Kafka broker under the bridge and the alert dispatcher."""
-    kafka = PrivateKafka(private_dir("kafka"))
-    case.at_exit(kafka.close)
-    kafka.start()
-    topics = f"hwfault_{case.uid}.v1"
-    create_topic(kafka.bootstrap, f"{topics}.alerts")
-    create_topic(kafka.bootstrap, f"{topics}.telemetry", partitions=4)
-    mqtt_url = f"mqtt://{endpoints.mqtt_host}:{endpoints.mqtt_port}"
-    bridge = BridgeRig(case, mqtt_url, kafka.bootstrap, topics)
-    bridge.child.start()
-    alerts = AlertsRig(case, kafka.bootstrap, topics)
-    alerts.child.start()
-    workload, publisher, ref_future = _start_workload(case, mqtt_url)
-    ref = ref_future.result()
-    feeder = EventFeeder(
-        kafka.bootstrap, f"{topics}.alerts", list(ref.events), workload.start_ms, workload.speed
-    )
-    feeder.start(publisher.started)
-    point = case.fractions(1, 0.3, 0.6, 0)[0]
-    case.report.figures["restart_at_fraction"] = round(point, 3)
-    publisher.wait_progress(point)
-    kafka.restart(down_s=5.0)
-    feeder.join()
-    case.report.figures["feeder_retries"] = feeder.retries
-    _verify_kafka_readings(case, kafka.bootstrap, bridge, workload, publisher)
-    settle(
-        lambda: (
-            alerts_complete(ref.notices, case.receiver.log)
-            and alerts.outbox().get("pending", 0) == 0
-        ),
-        180,
-    )
-    case.report.alerts = compare_alerts(ref.notices, case.receiver.log)
-    outbox = alerts.outbox()
-    case.report.recovery.update(
-        {
-            "dispatcher running": alerts.child.alive(),
-            "outbox drained": outbox.get("pending", 0) == 0 and outbox.get("dead", 0) == 0,
-        }
-    )
-
-
-def worker_sigkill(case: Case, endpoints: Endpoints) -> None:
-    """Two faust workers share the partitions; SIGKILL one at a time at seeded random points."""
-    mqtt_url = f"mqtt://{endpoints.mqtt_host}:{endpoints.mqtt_port}"
-    bootstrap = endpoints.kafka_bootstrap
-    topics = f"hwfault_{case.uid}.v1"
-    case.at_exit(lambda: delete_topics(bootstrap, topics))
-    database = _shared_db(case, endpoints)
-    workers = [WorkerRig(case, bootstrap, topics, endpoints.influx_url, database, f"w{i}")
-               for i in (1, 2)]  # fmt: skip
-    for worker in workers:  # the first creates the topics
-        worker.child.start(timeout=120)
-    alerts = AlertsRig(case, bootstrap, topics)
-    alerts.child.start()
-    bridge = BridgeRig(case, mqtt_url, bootstrap, topics)
-    bridge.child.start()
-    workload, publisher, ref_future = _start_workload(case, mqtt_url)
-    points = case.fractions(2, 0.15, 0.8, 0.25)
-    killed = []
-    for point in points:
-        publisher.wait_progress(point)
-        # The worker evaluating the plant's partition is the one whose death matters.
-        busy = [w for w in workers if w.health().get("engines")]
-        victim = busy[0] if busy else case.rng.choice(workers)
-        killed.append(f"{victim.child.args[-1]} (engines {victim.health().get('engines')})")
-        victim.child.kill()
-        victim.child.start(timeout=120)
-    case.report.figures.update(kill_at_fraction=[round(p, 3) for p in points], killed=killed)
-    case.report.recovery["fault took effect (busy worker killed)"] = any(
-        "engines []" not in k for k in killed
-    )
-    published = publisher.join()
-    _publish_figures(case, workload, published)
-    ref = ref_future.result()
-    start, end = workload.start_ms, workload.end_ms
-    influx = endpoints.influx_url
-
-    def stored() -> dict[str, int]:
-        return stored_readings(influx, database, start, end)
-
-    settle(lambda: stored() == dict(published.readings), 120)
-    case.report.readings = compare_readings("influxdb", published.readings, stored())
-    settle(lambda: alerts_complete(ref.notices, case.receiver.log)
-           and alerts.outbox().get("pending", 0) == 0, 180)  # fmt: skip
-    case.report.alerts = compare_alerts(ref.notices, case.receiver.log)
-    outbox = alerts.outbox()
-    health = [w.health() for w in workers]
-    case.report.figures["events_expected"] = len(ref.events)
-    case.report.recovery.update({
-        "workers healthy": all(h.get("ok") for h in health),
-        "spools empty": all(h.get("spool_fill") == 0 for h in health),
-        "outbox drained": outbox.get("pending", 0) == 0 and outbox.get("dead", 0) == 0,
-        "bridge running": bridge.child.alive(),
-    })  # fmt: skip
-    probe_ms = publisher.probe()
-    points_n = sum(len(v) for _, _, v in workload.last_points.values())
-    case.report.recovery["new readings flow"] = settle(
-        lambda: (
-            sum(stored_readings(influx, database, probe_ms, probe_ms + 1000).values()) == points_n
-        ),
-        60,
-    )
-
-
-CASES: dict[str, Callable[[Case, Endpoints], None]] = {
-    "control": control,
-    "runner-sigkill": runner_sigkill,
-    "runner-sigkill-realtime": runner_sigkill_realtime,
-    "bridge-sigkill": bridge_sigkill,
-    "alerts-sigkill": alerts_sigkill,
-    "mosquitto-restart": mosquitto_restart,
-    "kafka-restart": kafka_restart,
-    "influx-down-60s": influx_down,
-    "receiver-down-120s": receiver_down,
-    "spool-limit": spool_limit,
-    "spool-disk-full": spool_disk_full,
-    "worker-sigkill": worker_sigkill,
-}
-
-FAULTS = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in CASES.items()}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.cases import CASES, FAULTS
+from tests.faults.catalogue import CASES, FAULTS
 from tests.faults.figures import FaultReport
 from tests.faults.rigs import Case
 from tests.services import Endpoints

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.cases import CASES
+from tests.faults.catalogue import CASES
 from tests.faults.conftest import Campaign
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
