@@ -105,7 +105,12 @@ def _duplicate_keys(root: yaml.Node | None, file: str) -> list[ConfigIssue]:
 
 
 def _compose(text: str, file: str) -> tuple[yaml.Node | None, Any]:
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # the reader checks every character here already
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids (e.g. \x0b pasted in)
+        line = text.count("\n", 0, exc.position) + 1
+        problem = f"character {exc.character!r} is not allowed in YAML"
+        raise ConfigFileError([ConfigIssue(file, line, "", problem)]) from exc
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from hazardwatch.plant.loader import ConfigFileError, load_plant
 from tests.security.fuzz import Tally, api_target, decoder_target, loader_target
@@ -41,14 +40,6 @@ def test_api_answers_every_request_below_500() -> None:
     assert len(reached) >= 2, tally.verdicts  # requests get past routing and tokens
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=yaml.reader.ReaderError,
-    reason="hazardwatch/plant/loader.py _compose catches yaml.MarkedYAMLError only; PyYAML's "
-    "ReaderError (a character YAML forbids, e.g. \\x0b or \\x1f pasted into a file) escapes as a "
-    "crash instead of a ConfigFileError naming file and line. Fix: also catch "
-    "yaml.reader.ReaderError and use text.count('\\n', 0, exc.position) + 1 as the line.",
-)
 def test_a_control_character_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "plant.yaml"
     path.write_text(PLANT_YAML.replace("name: 惠安储运", "name: 惠安\x0b储运"), encoding="utf-8")
