@@ -7,6 +7,7 @@ All errors of a file are collected and raised together as one `ConfigFileError`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,12 +105,17 @@ def _duplicate_keys(root: yaml.Node | None, file: str) -> list[ConfigIssue]:
     return issues
 
 
+# The line breaks YAML counts (YAML 1.1 §5.4), so the line matches PyYAML's own marks.
+_YAML_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
 def _compose(text: str, file: str) -> tuple[yaml.Node | None, Any]:
     try:
         loader = yaml.SafeLoader(text)  # the reader checks every character here already
     except yaml.reader.ReaderError as exc:  # a character YAML forbids (e.g. \x0b pasted in)
-        line = text.count("\n", 0, exc.position) + 1
-        problem = f"character {exc.character!r} is not allowed in YAML"
+        line = len(_YAML_BREAK.findall(text, 0, exc.position)) + 1
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        problem = f"YAML syntax: character U+{ord(char):04X} is not allowed"
         raise ConfigFileError([ConfigIssue(file, line, "", problem)]) from exc
     try:
         root = loader.get_single_node()
