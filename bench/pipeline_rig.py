@@ -94,16 +94,21 @@ def plant_yaml(layout: Layout) -> str:
                 f"limits: {{H: 80, HH: 90}}}}"
                 for i in range(base, min(layout.tags, base + TAGS_PER_UNIT))
             )
-            # Unit ids unique in the plant: the engine keys units by id alone (see the report).
             out.append(f"      {{id: S{s}U{u}, name: U{u}, tags: [{tags}]}},")
         out.append("    ]}")
-    for i in range(layout.probes):  # one source each: every probe is a first raise
-        out.append(f"  - {{id: SP{i}, enterprise: {PROBE_ENTERPRISE}, name: SP{i}, "
-                   f"kind: process_unit, grade: 1, units: [{{id: SP{i}U, name: U, "
-                   f"tags: [{{id: P{i}, name: P{i}, quantity: temperature, unit: C, "
-                   f"range: [0, 100], limits: {{H: 80}}, on_delay_s: 0, "
-                   f"off_delay_s: 0}}]}}]}}")  # fmt: skip
+    out += probe_sources(layout.probes)
     return "\n".join(out) + "\n"
+
+
+def probe_sources(probes: int) -> list[str]:
+    """Plant lines of the probe hazard sources, one each: every probe reading is a first raise."""
+    return [
+        f"  - {{id: SP{i}, enterprise: {PROBE_ENTERPRISE}, name: SP{i}, kind: process_unit, "
+        f"grade: 1, units: [{{id: SP{i}U, name: U, tags: [{{id: P{i}, name: P{i}, "
+        f"quantity: temperature, unit: C, range: [0, 100], limits: {{H: 80}}, on_delay_s: 0, "
+        f"off_delay_s: 0}}]}}]}}"
+        for i in range(probes)
+    ]
 
 
 def policy_yaml(hook_url: str) -> str:

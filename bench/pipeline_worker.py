@@ -31,7 +31,6 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,22 +48,21 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.pipeline_rig import (  # noqa: E402
+    PROBE_ENTERPRISE,
+    free_port,
+    policy_yaml,
+    probe_sources,
+)
 from hazardwatch.settings import load_settings  # noqa: E402
 
 SECRET = "bench-worker-secret"
 PER_GATEWAY = 100
 GATEWAYS_PER_ENTERPRISE = 10
-PROBE_ENTERPRISE = "EPROBE"
 
 
 def log(message: str) -> None:
     print(f"[bench.pipeline_worker] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- plant ------------------------------------------------------------------------------------
@@ -101,31 +99,10 @@ def plant_yaml(tags: int, probes: int) -> str:
         out.append(f"  - {{id: S{g}, enterprise: E{g // GATEWAYS_PER_ENTERPRISE}, name: S{g}, "
                    f"kind: process_unit, grade: {1 + g % 4}, "
                    f"units: [{', '.join(units)}]}}")  # fmt: skip
-    for i in range(probes):
-        out.append(f"  - {{id: SP{i}, enterprise: {PROBE_ENTERPRISE}, name: SP{i}, "
-                   f"kind: process_unit, grade: 1, units: [{{id: SP{i}U, name: U, tags: [{{id: "
-                   f"P{i}, name: P{i}, quantity: temperature, unit: C, range: [0, 100], "
-                   f"limits: {{H: 80}}, on_delay_s: 0, off_delay_s: 0}}]}}]}}")  # fmt: skip
+    out += probe_sources(probes)
     return "\n".join(out) + "\n"
 
 
-def policy_yaml(hook_url: str) -> str:
-    """One webhook recipient for the probe enterprise; no rate limit in the way."""
-    return f"""
-risk: {{}}
-routing:
-  rate_limit: {{count: 1000000, per_s: 1}}
-  delivery: {{max_attempts: 3, backoff_initial_s: 0.1, backoff_max_s: 1, timeout_s: 5}}
-  recipients:
-    - id: probe-control-room
-      tier: enterprise
-      area: {PROBE_ENTERPRISE}
-      channels:
-        - {{type: webhook, url: "{hook_url}", secret_env: HW_BENCH_WEBHOOK_SECRET}}
-"""
-
-
-# -- processes --------------------------------------------------------------------------------
 class Child:
     """A `hazardwatch` sub-command as a child process logging to a file."""
 
