@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import random
 import re
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -38,6 +37,7 @@ from alerting.sender import Sender
 from alerting.service import AlertService
 from alerting.transport import Transport
 from hazardwatch.types import Tier
+from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +46,6 @@ SECRETS = {"HW_WEBHOOK_SECRET": "wh-secret", "HW_ALIYUN_SECRET": "ali-secret",
            "HW_PLATFORM_TOKEN": "pf-token"}  # fmt: skip
 QZ = EnterpriseArea("QZ-PETRO", "湄洲湾储运", "350521", "tank_farm")
 GENERIC_HTTP = ("webhook", "command_platform")  # channels judged by HTTP status (and the gateway)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # -- the providers' signature algorithms, written from their documentation ----------------------

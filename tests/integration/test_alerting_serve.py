@@ -19,7 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from alerting.auth import token_hash
 from alerting.samples import sample_routing_yaml
-from tests.integration.test_alerting_delivery import SECRETS, Receiver, free_port
+from tests.integration.test_alerting_delivery import SECRETS, Receiver
+from tests.processes import free_port
 from tests.services import Endpoints
 
 pytestmark = pytest.mark.integration

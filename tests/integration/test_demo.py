@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from simulators.scenario import load_scenario
-from tests.integration.test_embedded_runner import influx_rows
+from tests.processes import influx_rows
 from tests.services import Endpoints
 
 pytestmark = pytest.mark.integration

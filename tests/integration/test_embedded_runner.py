@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pytest
 
 from alerting.channels.webhook import verify_webhook
 from ingest.protocol import encode_batch, telemetry_topic
+from tests.processes import free_port, influx_rows, wait_until
 from tests.services import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -96,36 +97,6 @@ class WebhookReceiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def influx_rows(url: str, db: str, query: str) -> list[dict[str, Any]]:
-    resp = httpx.get(f"{url}/query", params={"db": db, "q": query, "epoch": "ms"}, timeout=10)
-    resp.raise_for_status()
-    rows = []
-    for series in resp.json()["results"][0].get("series", []):
-        for values in series["values"]:
-            rows.append(
-                {**series.get("tags", {}), **dict(zip(series["columns"], values, strict=True))}
-            )
-    return rows
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Runner:

@@ -17,7 +17,8 @@ from stream.runners.pipeline import Pipeline
 from stream.runners.state_store import StateStore
 from stream.sinks.influx import InfluxSink
 from stream.sinks.spool import Spool
-from tests.integration.test_embedded_runner import PLANT, influx_rows
+from tests.integration.test_embedded_runner import PLANT
+from tests.processes import influx_rows
 from tests.proxy import TcpProxy
 from tests.services import Endpoints
 

@@ -33,6 +33,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from ingest.protocol import encode_batch, telemetry_topic
+from tests.processes import free_port, wait_until
 from tests.services import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -90,24 +91,6 @@ hazard_sources:{sources}
 
 # A small flood window so that a short scenario begins and ends floods.
 POLICY = "risk:\n  flood: {start_above: 3, end_below: 1, window_s: 5}\nrouting: {}\n"
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Service:

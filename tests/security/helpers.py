@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable
 
@@ -36,10 +35,3 @@ def batch(gateway: str, seq: int, tag: str, value: float) -> bytes:
     """A one-point gateway batch stamped now."""
     t = now_ms()
     return protocol.encode_batch(gateway, seq, t, [(tag, t, value, 0)])
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -30,7 +30,8 @@ import pytest
 
 from alerting.channels.webhook import WebhookRejectedError, verify_webhook
 from ingest import protocol
-from tests.security.helpers import batch, free_port, gateway_link, wait_for
+from tests.processes import free_port
+from tests.security.helpers import batch, gateway_link, wait_for
 from tests.security.plant import (
     HUIAN,
     INGEST_ACCOUNT,
