@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from stream.batch import analyse_batch, stale_sweep
-from stream.events import Event
+from stream.events import Event, RiskEvent
 from stream.lifecycle import T_STALE, Lifecycle
 from stream.policy import EnginePolicy
 from stream.slots import SlotTable
@@ -179,6 +179,14 @@ class RiskEngine:
         else:
             life.set_out_of_service(cmd.tag, False, now)
         return life.out
+
+    def roll_call(self) -> list[RiskEvent]:
+        """Every hazard source's and enterprise's current colour, stamped with the clock (empty
+        before any input). Changes only come later: none can carry an earlier ts than the clock,
+        so a roll call written before them never hides one in a "last colour" query."""
+        if self.state.clock == NONE:
+            return []
+        return self._life.roll_call(self.state.clock)
 
     def snapshot(self) -> bytes:
         """The whole engine state in the versioned snapshot format (stream.state)."""

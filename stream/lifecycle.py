@@ -355,6 +355,43 @@ class Lifecycle:
                 )
             )
 
+    def roll_call(self, now: int) -> list[RiskEvent]:
+        """The current colour of every hazard source and enterprise as risk events whose
+        `previous` equals `colour`: a roll call, not a change (nothing to alert on)."""
+        st, t, p = self.st, self.table, self.policy
+        calls: list[RiskEvent] = []
+        for source, colour in enumerate(st.colour.tolist()):
+            sev = int(st.ssev[source])
+            calls.append(
+                RiskEvent(
+                    ts_ms=now,
+                    enterprise=t.enterprise_ids[self._source_ent[source]],
+                    source=t.source_ids[source],
+                    level="source",
+                    colour=RiskColour(colour),
+                    previous=RiskColour(colour),
+                    severity=Severity(sev),
+                    escalated=colour > p.colour(sev, self._grade[source]),
+                )
+            )
+        off = self.slots.enterprise_sources_off
+        for ent, colour in enumerate(st.ecolour.tolist()):
+            sources = self.slots.enterprise_sources[int(off[ent]) : int(off[ent + 1])]
+            sev = int(st.ssev[sources].max()) if len(sources) else 0
+            calls.append(
+                RiskEvent(
+                    ts_ms=now,
+                    enterprise=t.enterprise_ids[ent],
+                    source=None,
+                    level="enterprise",
+                    colour=RiskColour(colour),
+                    previous=RiskColour(colour),
+                    severity=Severity(sev),
+                    escalated=False,
+                )
+            )
+        return calls
+
     # ----------------------------------------------------------------- flood
     def _flood_new(self, ent: int, now: int) -> None:
         p = self.policy

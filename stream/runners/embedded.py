@@ -216,6 +216,7 @@ class EmbeddedRunner:
                         )
             if self.timer_clock is not None:
                 self.pipeline.tick(self.timer_clock())
+            self.pipeline.roll_call_if_due()
             # alert_v1, pipeline_v1, gateway rates
             self.pipeline.add_lines(self.ops_lines.due(now_ms))
 

@@ -42,6 +42,12 @@ CHECKPOINT_MS = 60_000
 tags' recent values and timers instead of relearning them."""
 
 
+ROLL_CALL_MS = 24 * 3600 * 1000
+"""Every hazard source's colour is written at start and then this often (engine ms), although
+colours are otherwise written on change only: "colour of every source" panels look back 30 days
+(dashboards/influxql.py `RETENTION_WINDOW`), and a source that never changed would be missing."""
+
+
 @dataclass
 class Commit:
     """A closed commit group: its lines in order, the state delta and event lines to persist
@@ -85,6 +91,7 @@ class Pipeline:
         self._event_lines: list[str] = []
         self._dirty = False  # the engine changed since the last save
         self._checkpoint_at: int | None = None
+        self._roll_call_at: int | None = None  # engine ms of the next colour roll call
         self._carry: list[int] = []  # held ids whose lines travel with the next group
         # Lines held by a crashed process: written again with the first group (idempotent).
         for held_id, lines in store.held_lines():
@@ -114,6 +121,16 @@ class Pipeline:
         self._dirty = True
         self._publish(events)
         return events
+
+    def roll_call_if_due(self) -> bool:
+        """Add the colour roll call to the open group once the engine has a clock, then once a
+        day (engine time); True when it did."""
+        clock = self.engine.clock_ms
+        if clock is None or (self._roll_call_at is not None and clock < self._roll_call_at):
+            return False
+        self._lines.extend(self.event_lines.roll_call(self.engine.roll_call()))
+        self._roll_call_at = clock + ROLL_CALL_MS
+        return True
 
     def command(self, cmd: Command) -> list[Event]:
         """Apply an operator command (acknowledge, shelve, …)."""

@@ -114,22 +114,7 @@ class EventLines:
             )
             return f"{ALARM},{tags} {fields} {event.ts_ms}"
         if isinstance(event, RiskEvent):
-            county = self._regions.get(event.enterprise, "")
-            tags = _tagset(
-                [
-                    ("level", event.level),
-                    ("enterprise", event.enterprise),
-                    ("source", event.source or ""),
-                    ("county", county),
-                    ("city", city_of(county) if county else ""),
-                    ("province", province_of(county) if county else ""),
-                ]
-            )
-            fields = (
-                f"colour={int(event.colour)}i,colour_name={escape_field_string(event.colour.label)},"
-                f"previous={int(event.previous)}i,severity={int(event.severity)}i,event_id={eid}"
-            )
-            return f"{RISK},{tags} {fields} {event.ts_ms}"
+            return self._risk(event, f",event_id={eid}")
         if isinstance(event, DataQualityEvent):
             tags = _tagset(
                 [
@@ -147,6 +132,29 @@ class EventLines:
             fields = f"active={active}i,count={event.count}i,event_id={eid}"
             return f"{FLOOD},{tags} {fields} {event.ts_ms}"
         raise TypeError(f"not an engine event: {event!r}")
+
+    def roll_call(self, calls: Sequence[RiskEvent]) -> list[str]:
+        """`risk_v1` points of a roll call (`RiskEngine.roll_call`): `previous` equals `colour`
+        and there is no `event_id`, since nothing changed."""
+        return [self._risk(call, "") for call in calls]
+
+    def _risk(self, event: RiskEvent, extra: str) -> str:
+        county = self._regions.get(event.enterprise, "")
+        tags = _tagset(
+            [
+                ("level", event.level),
+                ("enterprise", event.enterprise),
+                ("source", event.source or ""),
+                ("county", county),
+                ("city", city_of(county) if county else ""),
+                ("province", province_of(county) if county else ""),
+            ]
+        )
+        fields = (
+            f"colour={int(event.colour)}i,colour_name={escape_field_string(event.colour.label)},"
+            f"previous={int(event.previous)}i,severity={int(event.severity)}i{extra}"
+        )
+        return f"{RISK},{tags} {fields} {event.ts_ms}"
 
 
 GATEWAY = "gateway_v1"

@@ -542,3 +542,18 @@ def test_data_quality_shows_rejections_and_stale_tags(influx: Influx) -> None:
     rates = panel_series(influx, "hw-data-quality", "网关在线率趋势", {})
     plant_gateways = {g.id for p in COMMITTED_PLANTS for g in load_plant(REPO / p).gateways}
     assert {s["tags"]["gateway"] for s in rates} == plant_gateways
+
+
+def test_control_room_shows_every_hazard_source_even_never_changed(influx: Influx) -> None:
+    """The start-up roll call puts sources that never changed colour on the board, blue."""
+    for path in COMMITTED_PLANTS:
+        plant = load_plant(REPO / path)
+        for enterprise in plant.enterprises:
+            series = panel_series(influx, "hw-control-room", "危险源风险等级",
+                                  {"enterprise": enterprise.id})  # fmt: skip
+            shown = {s["tags"]["source"]: s["values"][0][1] for s in series}
+            sources = {s.id for s in plant.hazard_sources if s.enterprise == enterprise.id}
+            assert set(shown) == sources, enterprise.id
+            assert max(shown.values()) == int(COLOUR_AFTER_FILL[enterprise.id])
+            if len(sources) > 1:  # the steel plant: sources its scenario never touches
+                assert min(shown.values()) == int(RiskColour.BLUE), shown

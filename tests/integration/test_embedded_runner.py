@@ -224,10 +224,15 @@ def test_alarm_reaches_influx_and_webhook_and_survives_sigkill(
         what="HH alarm row",
     )
     assert alarms[0]["tag"] == "TK1-LT" and alarms[0]["state"] == "unacknowledged"
-    risk = wait_until(
-        lambda: influx_rows(url, db, 'SELECT * FROM "risk_v1" WHERE "level" = \'source\''),
-        what="risk row",
-    )
+
+    def risk_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        rows = influx_rows(url, db, 'SELECT * FROM "risk_v1" WHERE "level" = \'source\'')
+        changes = [r for r in rows if r["colour"] != r["previous"]]
+        calls = [r for r in rows if r["colour"] == r["previous"] and r["event_id"] is None]
+        return (changes, calls) if changes and calls else None
+
+    # A roll call (previous == colour, no event id) at start, then the change.
+    risk, _ = wait_until(risk_rows, what="risk change and roll call rows")
     assert risk[-1]["colour_name"] == "orange"  # S2 at a grade-1 source
     wait_until(lambda: receiver.accepted, what="webhook alert")
     first_alerts = dict(receiver.accepted)

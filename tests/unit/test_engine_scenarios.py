@@ -248,3 +248,20 @@ def test_late_and_duplicate_readings_are_counted() -> None:
     feed(engine, [("X", 10 * S, 1.0), ("X", 10 * S, 2.0)])
     feed(engine, [("X", 5 * S, 1.0)])
     assert engine.counters == {"accepted": 1, "late": 1, "duplicate": 1, "unknown_tag": 0}
+
+
+def test_roll_call_lists_every_source_and_enterprise_at_the_clock() -> None:
+    engine = RiskEngine(small_plant(), fast_policy())
+    assert engine.roll_call() == []  # no clock yet: nothing to stamp it with
+    events = feed(engine, [("LS1", 0, 9.5)])  # HH at once: TF (grade 1) turns orange
+    assert source_colours(events) == [RiskColour.ORANGE]
+    calls = engine.roll_call()
+    table = engine.table
+    assert [(c.level, c.source) for c in calls] == [("source", s) for s in table.source_ids] + [
+        ("enterprise", None) for _ in table.enterprise_ids
+    ]
+    assert all(c.ts_ms == engine.clock_ms and c.previous == c.colour for c in calls)
+    colours = {c.source or c.enterprise: c.colour for c in calls}
+    assert colours["TF"] == colours["E1"] == RiskColour.ORANGE
+    untouched = {key: c for key, c in colours.items() if key not in ("TF", "E1")}
+    assert untouched and set(untouched.values()) == {RiskColour.BLUE}
