@@ -10,14 +10,30 @@ once would need the MQTT ack and the Kafka write in one transaction, which MQTT 
 
 If Kafka fails, the batch is resent until it succeeds; unacknowledged MQTT messages then stay
 with the broker (receive maximum), so the backlog waits in Mosquitto, not in our memory.
+
+Gateway status (DOMAIN.md §6) is known only here, where every telemetry and status message of
+a gateway passes: the bridge keeps the `GatewayStatusBoard` the embedded runner keeps, ticks it
+once a second and publishes each gateway event as a `data_quality` event (`gateway_event`) to
+`{prefix}.alarms` and `{prefix}.alerts`, keyed by enterprise like the workers' events, in the
+same Kafka send as the batch whose acknowledgement follows — so `alerts serve` raises gateway
+data-quality alerts as the embedded runner's alerting does. The board's first tick waits one
+silence period (3 × the longest gateway interval) after start, so a restarted bridge hears the
+live gateways before it judges them, instead of reporting every gateway offline for a moment.
+With `--share-group` each bridge sees only part of every gateway's messages, so there the
+board is off (logged): run one unshared bridge for gateway status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -29,22 +45,84 @@ from ingest.directory import GatewayDirectory
 from ingest.mqtt import Delivery, LinkOptions, MqttLink
 from ingest.records import KafkaRecord, deadletter_kafka_record, telemetry_records
 from ingest.results import Decoded
+from ingest.status import SILENCE_FACTOR, DataQualityEvent, GatewayStatusBoard
 
 log = logging.getLogger(__name__)
 
 
+STATUS_TICK_MS = 1000
+GATEWAY_CONDITIONS = ("gateway_offline", "gateway_online")
+"""Status changes (written as `gateway_v1.online`); the other conditions are milestones."""
+
+
+def wall_ms() -> int:
+    """Epoch milliseconds of the wall clock."""
+    return time.time_ns() // 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class BridgeTopics:
-    """Versioned Kafka topic names; defaults from `kafka.topic_prefix` (`hazardwatch.v1`)."""
+    """Versioned Kafka topic names; defaults from `kafka.topic_prefix` (`hazardwatch.v1`).
+    Without `alarms` and `alerts` gateway events are not published."""
 
     telemetry: str
     deadletter: str
+    alarms: str | None = None
+    alerts: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BridgeTopics:
-        """`{prefix}.telemetry` and `{prefix}.deadletter`."""
+        """`{prefix}.telemetry`, `.deadletter`, `.alarms` and `.alerts`."""
         prefix = settings.kafka.topic_prefix
-        return cls(f"{prefix}.telemetry", f"{prefix}.deadletter")
+        return cls(f"{prefix}.telemetry", f"{prefix}.deadletter", f"{prefix}.alarms",
+                   f"{prefix}.alerts")  # fmt: skip
+
+
+def gateway_event(event: DataQualityEvent) -> dict[str, Any]:
+    """A gateway event as an engine `data_quality` event (docs/events.md): the fields of
+    `DataQualityEvent.to_json()` plus `source: null`, `state` (`active`, or `normal` when the
+    gateway is back, which closes its alert) and the deterministic `id` every event carries
+    (BLAKE2b of the rest, as stream/events.py computes it), which alerting requires and
+    deduplicates by."""
+    body = {
+        **event.to_json(),
+        "source": None,
+        "state": "normal" if event.condition == "gateway_online" else "active",
+    }
+    digest = hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=12)
+    return {"id": digest.hexdigest(), **body}
+
+
+class GatewayWatch:
+    """The gateway status board on the wall clock: observe deliveries, `due(now)` for events.
+
+    The first tick comes one silence period after `start` (see the module docstring), then one
+    every `STATUS_TICK_MS`; `ticked` says whether the board has judged the gateways yet.
+    """
+
+    def __init__(self, directory: GatewayDirectory) -> None:
+        self.board = GatewayStatusBoard(directory)
+        silence = max((g.interval_s for g in directory.gateways.values()), default=0.0)
+        self.grace_ms = int(SILENCE_FACTOR * silence * 1000)
+        self._next_ms: int | None = None
+        self.ticked = False
+
+    def start(self, now_ms: int) -> None:
+        """The link is up: the first tick comes one silence period from now."""
+        self._next_ms = now_ms + self.grace_ms
+
+    def observe(self, batch: list[Delivery[Decoded]]) -> None:
+        """Take a batch's messages (refused ones are ignored by the board)."""
+        for delivery in batch:
+            self.board.observe(delivery.item, delivery.received_ms)
+
+    def due(self, now_ms: int) -> list[DataQualityEvent]:
+        """Events since the last tick, when a tick is due."""
+        if self._next_ms is None or now_ms < self._next_ms:
+            return []
+        self._next_ms = now_ms + STATUS_TICK_MS
+        self.ticked = True
+        return self.board.tick(now_ms)
 
 
 @dataclass
@@ -55,6 +133,7 @@ class BridgeCounters:
     records_sent: int = 0
     readings_sent: int = 0
     deadletters_sent: int = 0
+    gateway_events_sent: int = 0
     kafka_retries: int = 0
 
 
@@ -70,6 +149,8 @@ class Bridge:
         client_id: str | None = None,
         share_group: str | None = None,
         max_batch: int = 2000,
+        on_gateway_events: Callable[[list[DataQualityEvent]], None] | None = None,
+        clock_ms: Callable[[], int] = wall_ms,
     ) -> None:
         self.settings = settings
         self.topics = topics or BridgeTopics.from_settings(settings)
@@ -87,6 +168,14 @@ class Bridge:
         self.link: MqttLink[Decoded] = MqttLink(settings.mqtt, options, self.decoder.decode)
         self.max_batch = max_batch
         self.counters = BridgeCounters()
+        self.clock_ms = clock_ms
+        self.on_gateway_events = on_gateway_events  # the command writes gateway_v1 points
+        self.gateways: GatewayWatch | None = None
+        if share_group is None:
+            self.gateways = GatewayWatch(self.directory)
+        else:
+            log.warning("shared subscription %r: this bridge sees part of each gateway's "
+                        "messages, so it reports no gateway status", share_group)  # fmt: skip
 
     def _producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -108,6 +197,17 @@ class Bridge:
             if decoded.dead_letter:
                 record = deadletter_kafka_record(decoded, delivery.payload, delivery.received_ms)
                 out.append((self.topics.deadletter, record))
+        return out
+
+    def gateway_records(self, events: list[DataQualityEvent]) -> list[tuple[str, KafkaRecord]]:
+        """Each gateway event to the alarms and alerts topics, keyed by enterprise so that one
+        enterprise's events stay in order."""
+        topics = [t for t in (self.topics.alarms, self.topics.alerts) if t is not None]
+        out: list[tuple[str, KafkaRecord]] = []
+        for event in events:
+            record = KafkaRecord(event.enterprise.encode(), orjson.dumps(gateway_event(event)),
+                                 [], 0)  # fmt: skip
+            out += [(topic, record) for topic in topics]
         return out
 
     async def _send(
@@ -134,14 +234,25 @@ class Bridge:
         await producer.start()
         try:
             await asyncio.to_thread(self.link.start)
+            if self.gateways is not None:
+                self.gateways.start(self.clock_ms())
             log.info("bridge %s → %s", self.link.options.subscriptions, self.topics)
             while not stop.is_set():
                 batch = await asyncio.to_thread(self.link.next_batch, self.max_batch, 0.2)
+                records = self.records(batch)
+                events: list[DataQualityEvent] = []
+                if self.gateways is not None:
+                    self.gateways.observe(batch)
+                    events = self.gateways.due(self.clock_ms())
+                if records or events:
+                    # gateway events travel with the batch: acknowledged only once Kafka has them
+                    await self._send(producer, records + self.gateway_records(events))
+                if events:
+                    self.counters.gateway_events_sent += len(events)
+                    if self.on_gateway_events is not None:
+                        self.on_gateway_events(events)
                 if not batch:
                     continue
-                records = self.records(batch)
-                if records:
-                    await self._send(producer, records)
                 self.link.ack(batch)
                 self.counters.messages_acked += len(batch)
                 self.counters.records_sent += len(records)

@@ -10,20 +10,28 @@ What the engine's events do not carry (docs/influx-schema.md):
 - `gateway_v1`: each gateway's online state and online rate over `online_window_ms`, every
   `period_ms`.
 
-Line building is pure; the only shared state is the alert buffer behind a lock.
+Line building is pure; the only shared state is the alert buffer behind a lock. `OpsWriter`
+is the one piece of I/O: it writes a process's operations lines to its own `InfluxSink` from an
+asyncio task, for the processes that have no group commit of their own (`hazardwatch bridge`,
+`alerts serve`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from alerting.alerts import Alert
+from hazardwatch.errors import BackpressureError
 from hazardwatch.types import RiskColour, Tier
 from ingest.status import GatewayStatusBoard
 from stream.runners.metrics import RunnerSources
+from stream.sinks.influx import InfluxSink
 from stream.sinks.lines import GATEWAY, escape_field_string, escape_tag
 
 log = logging.getLogger(__name__)
@@ -193,17 +201,19 @@ def gateway_rate_lines(
 
 class OpsLines:
     """The runner's operations lines: `due(now_ms)` returns alert lines at once and the
-    periodic pipeline and gateway snapshots every `period_ms`."""
+    periodic pipeline and gateway snapshots every `period_ms` (a process without alerts or
+    gateways passes None for them)."""
 
     def __init__(
         self,
         process: str,
         sources: RunnerSources,
         board: GatewayStatusBoard | None,
-        alerts: AlertLines,
+        alerts: AlertLines | None,
         *,
         period_ms: int = OPS_PERIOD_MS,
         online_window_ms: int = ONLINE_WINDOW_MS,
+        board_ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self.process = process
         self.sources = sources
@@ -211,6 +221,7 @@ class OpsLines:
         self.alerts = alerts
         self.period_ms = period_ms
         self.online_window_ms = online_window_ms
+        self.board_ready = board_ready  # False until the board first judged the gateways
         self._gateways = (
             {g.id: g.enterprise for g in board.directory.gateways.values()} if board else {}
         )
@@ -218,11 +229,73 @@ class OpsLines:
 
     def due(self, now_ms: int) -> list[str]:
         """Lines to write now (the first call writes the snapshots)."""
-        lines = self.alerts.drain()
+        lines = self.alerts.drain() if self.alerts is not None else []
         if now_ms >= self._next_ms:
             self._next_ms = now_ms - now_ms % self.period_ms + self.period_ms
             lines += pipeline_lines(self.process, self.sources, now_ms)
-            if self.board is not None:
+            if self.board is not None and self.board_ready():
                 lines += gateway_rate_lines(self.board, self._gateways, self.online_window_ms,
                                             now_ms)  # fmt: skip
         return lines
+
+
+def wall_ms() -> int:
+    """Epoch milliseconds of the wall clock."""
+    return time.time_ns() // 1_000_000
+
+
+class OpsWriter:
+    """Writes `due(now_ms)` to a sink of its own every `every_s`, from an asyncio task.
+
+    The HTTP write runs in a thread, so an InfluxDB that hangs never stalls the process's event
+    loop; while InfluxDB is down the sink spools, and while the spool is full the lines stay in
+    the sink's buffer and go out with a later write (nothing is dropped).
+    """
+
+    def __init__(
+        self,
+        sink: InfluxSink,
+        due: Callable[[int], list[str]],
+        *,
+        every_s: float = 1.0,
+        clock_ms: Callable[[], int] = wall_ms,
+    ) -> None:
+        self.sink = sink
+        self.due = due
+        self.every_s = every_s
+        self.clock_ms = clock_ms
+        self.full = False  # the last write found the spool full
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write every `every_s` until `stop` is set; then a last write and close the sink."""
+        await asyncio.to_thread(self.sink.ensure_database)
+        try:
+            while not stop.is_set():
+                await self.write_due()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.every_s)
+        finally:
+            await self.write_due()
+            try:
+                await asyncio.to_thread(self.sink.close)
+            except BackpressureError as exc:  # the spool is full: these lines are lost
+                log.error("operations lines not written at shutdown: %s", exc)
+
+    async def write_due(self) -> None:
+        """Take the due lines and write them (or spool them) now."""
+        lines = self.due(self.clock_ms())
+        try:
+            await asyncio.to_thread(self._write, lines)
+        except BackpressureError as exc:
+            if not self.full:
+                log.error("operations lines held in memory: %s", exc)
+            self.full = True
+            return
+        except Exception:  # dashboards' rows must never stop the process; retried next time
+            log.exception("operations lines not written")
+            return
+        self.full = False
+
+    def _write(self, lines: list[str]) -> None:
+        self.sink.add(lines)
+        self.sink.flush()

@@ -95,6 +95,15 @@ class EnterpriseMerge:
         self.released_ms = max(self.released_ms, watermark_ms)
         return out
 
+    def roll_call(self, now_ms: int) -> list[RiskEvent]:
+        """The enterprise's current colour as a risk event whose `previous` equals `colour`
+        (the engine's `RiskEngine.roll_call` for the enterprise level), stamped `now_ms`."""
+        colour = RiskColour(self.colour)
+        severity = Severity(max(self.severities.values(), default=0))
+        return [RiskEvent(ts_ms=now_ms, enterprise=self.enterprise, source=None,
+                          level="enterprise", colour=colour, previous=colour, severity=severity,
+                          escalated=False)]  # fmt: skip
+
     # -- rules ---------------------------------------------------------------------------------
     def _apply(self, change: SourceChange, out: list[Event]) -> None:
         if change.kind == "new_alarm":
