@@ -198,7 +198,7 @@ class AlertBook:
             previous = alert
             alert = self._raise(event, "risk", group, colour)
             if previous is not None:  # a blue alarm notice grows into a colour warning
-                alert.tags = previous.tags
+                alert.adopt_tags(previous.tags)
                 self._close(previous, event.ts_ms, "system", "superseded")
             return [self._intent(alert, "raise", key, event.ts_ms, tiers_for(self.policy, colour))]
         if colour == alert.colour and not alert.normal:
@@ -224,21 +224,23 @@ class AlertBook:
         if state in QUIET_STATES:
             self.count("suppressed")
             if alert is not None and tag in alert.tags:
-                alert.tags[tag].state = state
+                alert.set_tag(tag, state=state)
             return []
         active = state not in NORMAL_STATES and state != "acknowledged"
         if alert is not None:
-            entry = alert.tags.setdefault(tag, TagState(tag))
-            entry.state = state
+            entry = alert.set_tag(tag, state=state)
             if state in NORMAL_STATES:
-                entry.active = False
+                alert.set_tag(tag, active=False)
             elif active:
-                entry.active = True
-                entry.condition = event.condition or entry.condition
-                entry.severity = int(event.severity or entry.severity)
-                entry.value = event.value
-                entry.unit = event.value_unit or self.tag_units.get(tag, entry.unit)
-            if alert.kind == "alarm" and not alert.active_tags():
+                alert.set_tag(
+                    tag,
+                    active=True,
+                    condition=event.condition or entry.condition,
+                    severity=int(event.severity or entry.severity),
+                    value=event.value,
+                    unit=event.value_unit or self.tag_units.get(tag, entry.unit),
+                )
+            if alert.kind == "alarm" and not alert.active_count:
                 self._close(alert, event.ts_ms, "system", "alarms returned to normal")
             return []
         if not active:
@@ -246,8 +248,8 @@ class AlertBook:
         verdict = self.flood.admit(event.enterprise, event.ts_ms)
         alert = self._raise(event, "alarm", group, RiskColour.BLUE)
         unit = event.value_unit or self.tag_units.get(tag, "")
-        alert.tags[tag] = TagState(tag, event.condition or "", int(event.severity or 0), state,
-                                   event.value, unit)  # fmt: skip
+        alert.set_tag(tag, TagState(tag, event.condition or "", int(event.severity or 0), state,
+                                    event.value, unit))  # fmt: skip
         intents = []
         if verdict.ended:
             intents.append(self._flood_end(event.enterprise, event.id, event.ts_ms, verdict.held))
@@ -301,8 +303,8 @@ class AlertBook:
         if (event.state or "") in NORMAL_STATES or event.condition == "online":
             if alert is None or tag not in alert.tags:
                 return []
-            alert.tags[tag].active = False
-            if alert.active_tags():
+            alert.set_tag(tag, active=False)
+            if alert.active_count:
                 return []
             alert.normal = True
             alert.record(event.ts_ms, "normal", event=event.id)
@@ -318,7 +320,7 @@ class AlertBook:
             alert = self._raise(event, "data_quality", group, RiskColour.BLUE)
             alert.raised_ms = onset
         alert.normal = False
-        alert.tags.setdefault(tag, TagState(tag, event.condition or "offline")).active = True
+        alert.set_tag(tag, TagState(tag, event.condition or "offline"), active=True)
         return self._data_quality_timer(alert, event.ts_ms, event.id)
 
     def _data_quality_timer(self, alert: Alert, now_ms: int, key: str) -> list[Intent]:
@@ -326,7 +328,7 @@ class AlertBook:
         offline_s = (now_ms - alert.raised_ms) / 1000
         if alert.normal:
             return []
-        detail = f"{len(alert.active_tags())}个监测点无数据{offline_s / 3600:.1f}小时"
+        detail = f"{alert.active_count}个监测点无数据{offline_s / 3600:.1f}小时"
         if alert.colour == RiskColour.BLUE and offline_s >= dq.yellow_after_s:
             alert.colour = alert.max_colour = RiskColour.YELLOW
             self._set_deadlines(alert, now_ms)

@@ -1,6 +1,6 @@
 """The durable outbox: SQLite in WAL mode, one row per notification, an audit row per attempt.
 
-Schema version 1 (`PRAGMA user_version`; persisted names are a schema — STYLE.md 5):
+Schema version 2 (`PRAGMA user_version`; persisted names are a schema — STYLE.md 5):
 
 - `notification`: `key` (idempotency key, UNIQUE: enqueueing twice is a no-op), alert, recipient,
   tier, channel index and type, the notice JSON, `status` (`pending`, `delivered`, `dead`),
@@ -8,27 +8,33 @@ Schema version 1 (`PRAGMA user_version`; persisted names are a schema — STYLE.
   `delivered_ms`, `last_error`.
 - `attempt`: every try with its outcome (`delivered`, `retry`, `permanent`, `dead`,
   `rate_limited`), detail and latency.
-- `alert`: the life-cycle state of each alert as JSON, saved on every change.
+- `alert`: the life-cycle header of each alert as JSON (everything but tags and history);
+  `alert_tag`: one row per tag attached to an alert; `alert_step`: one row per history step.
+  An alert with thousands of stale tags is saved by writing what changed — the header when it
+  changed, the changed tags, the new steps — never the whole record again.
 
-A restart opens the same file and `due()` returns every pending row again: nothing is lost, and
-the idempotency key travels with each retry so receivers can drop a duplicate delivery.
+Version 1 kept the whole alert (tags and history included) in `alert.state`; opening such a file
+migrates it in one transaction. A restart opens the same file and `due()` returns every pending
+row again: nothing is lost, and the idempotency key travels with each retry so receivers can drop
+a duplicate delivery.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from alerting.alerts import Alert
+from alerting.alerts import Alert, TagState
 from hazardwatch.types import Tier
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notification (
     id INTEGER PRIMARY KEY,
@@ -63,7 +69,42 @@ CREATE TABLE IF NOT EXISTS alert (
     state TEXT NOT NULL,
     updated_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alert_tag (
+    id INTEGER PRIMARY KEY,
+    alert TEXT NOT NULL,
+    tag TEXT NOT NULL,
+    condition TEXT NOT NULL,
+    severity INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    value REAL,
+    unit TEXT NOT NULL,
+    active INTEGER NOT NULL,
+    UNIQUE (alert, tag)
+);
+CREATE TABLE IF NOT EXISTS alert_step (
+    alert TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (alert, seq)
+) WITHOUT ROWID;
 """
+# An upsert keeps a tag's row id, so `ORDER BY id` restores the order tags joined the alert
+# (the first tag labels the alert's notices for routing).
+_UPSERT_TAG = (
+    "INSERT INTO alert_tag (alert, tag, condition, severity, state, value, unit, active) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert, tag) DO UPDATE SET "
+    "condition=excluded.condition, severity=excluded.severity, state=excluded.state, "
+    "value=excluded.value, unit=excluded.unit, active=excluded.active"
+)
+_INSERT_STEP = "INSERT OR REPLACE INTO alert_step (alert, seq, entry) VALUES (?, ?, ?)"
+
+
+@dataclass(slots=True)
+class _Saved:
+    """What the file holds of one alert: its header JSON and how many history steps."""
+
+    header: bytes
+    steps: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,20 +124,46 @@ class Pending:
 
 
 class Outbox:
-    """The SQLite outbox; thread-safe; every method commits before it returns."""
+    """The SQLite outbox; thread-safe; every method commits before it returns, except inside
+    `transaction()`, which commits once at its end."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._lock = threading.Lock()
+        # Reentrant: a service transaction enqueues and saves through the same methods.
+        self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives process crashes
         self._db.execute("PRAGMA busy_timeout=5000")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise RuntimeError(f"{path}: outbox schema {version}, this version reads 1")
+        if version not in (0, 1, SCHEMA_VERSION):
+            raise RuntimeError(f"{path}: outbox schema {version}, this version reads 1 and 2")
         self._db.executescript(_SCHEMA)
+        if version == 1:
+            self._migrate_v1()
         self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._saved: dict[str, _Saved] = {}  # what the file holds of each alert we know
+        self._depth = 0  # nesting of `transaction()`
+        # Saves inside the open transaction: alert id → (alert, marks, tags written).
+        self._staged: dict[str, tuple[Alert, _Saved, set[str]]] = {}
+
+    def _migrate_v1(self) -> None:
+        """Version 1 → 2: split each whole-alert JSON into header, tag rows and step rows."""
+        with self._db:
+            self._db.execute("BEGIN")
+            for alert_id, state in self._db.execute("SELECT id, state FROM alert").fetchall():
+                alert = Alert.from_dict(orjson.loads(state))
+                self._db.execute("UPDATE alert SET state=? WHERE id=?",
+                                 (orjson.dumps(alert.header()).decode(), alert_id))  # fmt: skip
+                self._write_tags(alert.id, alert.tags.values())
+                self._write_steps(alert.id, 0, alert.history)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")  # in the same commit
+
+    @property
+    def rows_written(self) -> int:
+        """Rows inserted, updated or deleted through this connection since it opened."""
+        with self._lock:
+            return self._db.total_changes
 
     def close(self) -> None:
         """Close the database file."""
@@ -106,6 +173,38 @@ class Outbox:
     def _rows(self, sql: str, *args: Any) -> Iterator[tuple[Any, ...]]:
         with self._lock:
             yield from self._db.execute(sql, args).fetchall()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Everything inside commits together or not at all (nested calls join the outer one).
+
+        Other threads wait for the commit, so the dispatcher never sees half of an event's
+        notifications, and an alert's saved marks move only once its rows are committed.
+        """
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            self._depth = 1
+            self._db.execute("BEGIN")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self._staged.clear()
+                raise
+            finally:
+                self._depth = 0
+            for alert, saved, tags in self._staged.values():
+                self._saved[alert.id] = saved
+                alert.dirty_tags.difference_update(tags)
+            self._staged.clear()
 
     def enqueue(
         self,
@@ -240,18 +339,78 @@ class Outbox:
         return [dict(zip(("ts_ms", "outcome", "detail", "latency_ms"), r, strict=True))
                 for r in rows]  # fmt: skip
 
-    def save_alert(self, alert: Alert) -> None:
-        """Persist one alert's life-cycle state (on every change)."""
+    def _write_tags(self, alert_id: str, tags: Iterable[TagState]) -> None:
+        self._db.executemany(_UPSERT_TAG, [(alert_id, t.tag, t.condition, t.severity, t.state,
+                                            t.value, t.unit, t.active) for t in tags])  # fmt: skip
+
+    def _write_steps(self, alert_id: str, first: int, steps: list[dict[str, Any]]) -> None:
+        self._db.executemany(_INSERT_STEP, [(alert_id, first + i, orjson.dumps(step).decode())
+                                            for i, step in enumerate(steps)])  # fmt: skip
+
+    def save_alert(self, alert: Alert) -> bool:
+        """Persist what changed in `alert` since its last save; False when nothing did.
+
+        Writes the header only when it differs, the tags in `alert.dirty_tags` and the history
+        steps not yet written — the cost of a change, not of the alert's size. Inside
+        `transaction()` the marks move (and `dirty_tags` empties) only at the commit.
+        """
+        header = orjson.dumps(alert.header())
+        steps = len(alert.history)
         with self._lock:
-            self._db.execute(
-                "INSERT INTO alert (id, active, state, updated_ms) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET active=excluded.active, state=excluded.state, "
-                "updated_ms=excluded.updated_ms",
-                (alert.id, int(alert.active), orjson.dumps(alert.to_dict()).decode(),
-                 alert.updated_ms),
-            )  # fmt: skip
+            staged = self._staged.get(alert.id)
+            saved = staged[1] if staged is not None else self._saved.get(alert.id)
+            first = saved.steps if saved is not None else 0
+            header_changed = saved is None or saved.header != header
+            dirty = set(alert.dirty_tags)
+            if not header_changed and steps == first and not dirty:
+                return False
+            with self.transaction():
+                if header_changed:
+                    self._db.execute(
+                        "INSERT INTO alert (id, active, state, updated_ms) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (id) DO UPDATE SET active=excluded.active, "
+                        "state=excluded.state, updated_ms=excluded.updated_ms",
+                        (alert.id, int(alert.active), header.decode(), alert.updated_ms),
+                    )
+                if steps > first:
+                    self._write_steps(alert.id, first, alert.history[first:])
+                if len(dirty) == 1:
+                    self._write_tags(alert.id, [alert.tags[t] for t in dirty])
+                elif dirty:  # new tags must reach the table in the order they joined the alert
+                    self._write_tags(alert.id, [v for k, v in alert.tags.items() if k in dirty])
+                written = dirty | (staged[2] if staged is not None else set())
+                self._staged[alert.id] = (alert, _Saved(header, steps), written)
+        return True
 
     def load_alerts(self, active_only: bool = True) -> list[Alert]:
         """Persisted alerts (active ones by default) to restore the book after a restart."""
-        sql = "SELECT state FROM alert" + (" WHERE active=1" if active_only else "")
-        return [Alert.from_dict(orjson.loads(r[0])) for r in self._rows(sql)]
+        where = " WHERE active=1" if active_only else ""
+        chosen = f"(SELECT id FROM alert{where})"
+        with self._lock:
+            headers = self._db.execute(f"SELECT id, state FROM alert{where}").fetchall()
+            tag_rows = self._db.execute(
+                "SELECT alert, tag, condition, severity, state, value, unit, active FROM "
+                f"alert_tag WHERE alert IN {chosen} ORDER BY id"
+            ).fetchall()
+            step_rows = self._db.execute(
+                f"SELECT alert, seq, entry FROM alert_step WHERE alert IN {chosen} "
+                "ORDER BY alert, seq"
+            ).fetchall()
+            tags: dict[str, dict[str, Any]] = {}
+            for alert_id, tag, condition, severity, state, value, unit, active in tag_rows:
+                tags.setdefault(alert_id, {})[tag] = {
+                    "tag": tag, "condition": condition, "severity": severity, "state": state,
+                    "value": value, "unit": unit, "active": bool(active),
+                }  # fmt: skip
+            history: dict[str, list[dict[str, Any]]] = {}
+            for alert_id, _seq, entry in step_rows:
+                history.setdefault(alert_id, []).append(orjson.loads(entry))
+            alerts = []
+            for alert_id, state in headers:
+                data = orjson.loads(state)
+                data["tags"] = tags.get(alert_id, {})
+                data["history"] = history.get(alert_id, [])
+                alert = Alert.from_dict(data)
+                alerts.append(alert)
+                self._saved[alert.id] = _Saved(orjson.dumps(alert.header()), len(alert.history))
+        return alerts

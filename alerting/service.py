@@ -3,8 +3,10 @@
 `AlertService` owns the life-cycle book and the outbox; it is what the embedded runner calls
 (`handle(event)` per engine event, `tick()` every few seconds) and what the HTTP API drives
 (acknowledge, feedback, clear, shelve). Every state change is saved before it returns, and every
-notification is enqueued with its idempotency key in the same step, so a crash at any point
-loses nothing and a replayed event sends nothing twice.
+notification is enqueued with its idempotency key in the same SQLite transaction, so a crash at
+any point loses nothing and a replayed event sends nothing twice. Saving writes only what changed
+(`Outbox.save_alert`), so an event costs the same on an alert with 20,000 stale tags as on one
+with a single tag.
 """
 
 from __future__ import annotations
@@ -79,14 +81,17 @@ class AlertService:
         self.on_enqueue: Callable[[], None] | None = None  # wakes the dispatcher
         self.on_saved: Callable[[Alert], None] | None = None  # alert_v1 lines (stream.sinks)
         self._lock = threading.RLock()
-        self._saved = {a.id: _marker(a) for a in self.book.alerts.values()}
+        # Notifications of a commit that failed: the book has moved on and a redelivered event
+        # is a duplicate to it, so they are retried with the next commit (or tick) instead.
+        self._backlog: list[tuple[Any, ...]] = []
 
     # -- events --------------------------------------------------------------------------------
     def handle(self, data: Mapping[str, Any] | bytes | str) -> int:
         """Apply one engine event; returns notifications enqueued. Rejections are counted.
 
         A failure of ours on one event is counted as `internal_error`; an outbox (sqlite3) error
-        propagates, so the caller does not acknowledge the event and it comes again.
+        propagates, so the caller does not acknowledge the event and it comes again; the
+        notifications of the failed commit are kept and enqueued by the next successful one.
         """
         try:
             event = parse_event(data)
@@ -113,33 +118,55 @@ class AlertService:
             raise EventRejectedError("unknown_enterprise", enterprise) from None
 
     def _commit(self, intents: list[Intent], event_ms: int, exclude: tuple[str, ...] = ()) -> int:
+        """Enqueue the intents' notifications and save touched alerts in one transaction."""
         now = self.clock_ms()
-        added = 0
+        rows = []
         for intent in intents:
             area = self.areas[intent.notice.enterprise]
             for target in targets_for(self.policy, intent, area, exclude):
                 notice = replace(intent.notice, tier=target.tier)
                 key = f"{intent.key}/{target.recipient}/{target.channel}"
-                added += self.outbox.enqueue(key, notice.alert_id, target.recipient, target.tier,
-                                             target.channel, target.channel_type,
-                                             notice.to_dict(), now, event_ms)  # fmt: skip
-        self._save_touched()
-        if added and self.on_enqueue is not None:
+                rows.append((key, notice.alert_id, target.recipient, target.tier, target.channel,
+                             target.channel_type, notice.to_dict(), now, event_ms))  # fmt: skip
+        backlog, self._backlog = self._backlog, []
+        added = retried = 0
+        try:
+            with self.outbox.transaction():
+                for row in backlog:
+                    retried += self.outbox.enqueue(*row)
+                for row in rows:
+                    added += self.outbox.enqueue(*row)
+                saved = self._save_touched()
+        except BaseException:
+            self._backlog = backlog + rows
+            raise
+        self._announce(saved)
+        if (added or retried) and self.on_enqueue is not None:
             self.on_enqueue()
         return added
 
-    def _save_touched(self) -> None:
-        # Alerts also change without intents (tags attached, acknowledgements, feedback): save
-        # every alert whose change marker moved since its last save.
+    def _save_touched(self) -> list[Alert]:
+        # Alerts also change without intents (tags attached, acknowledgements, feedback): every
+        # touched alert is offered to the outbox, which writes only what changed in it.
         touched, self.book.touched = self.book.touched, set()
-        for alert_id in touched:
-            alert = self.book.alerts[alert_id]
-            marker = _marker(alert)
-            if self._saved.get(alert.id) != marker:
-                self.outbox.save_alert(alert)
-                self._saved[alert.id] = marker
-                if self.on_saved is not None:
-                    self.on_saved(alert)
+        try:
+            return [a for a in map(self.book.alerts.__getitem__, touched)
+                    if self.outbox.save_alert(a)]  # fmt: skip
+        except BaseException:
+            self.book.touched |= touched  # the transaction rolls back: save them next time
+            raise
+
+    def _save(self) -> None:
+        """Save touched alerts (a user action that enqueues nothing) in one transaction."""
+        with self.outbox.transaction():
+            saved = self._save_touched()
+        self._announce(saved)
+
+    def _announce(self, saved: list[Alert]) -> None:
+        # After the commit: alert_v1 lines describe only steps that are durable.
+        if self.on_saved is not None:
+            for alert in saved:
+                self.on_saved(alert)
 
     def tick(self) -> int:
         """Run the timers (reminders, escalation, overdue feedback, flood end); enqueued count."""
@@ -176,7 +203,7 @@ class AlertService:
         """Acknowledge; the command goes to the engine's command input."""
         with self._lock:
             command = self.book.acknowledge(alert_id, actor, self.clock_ms())
-            self._save_touched()
+            self._save()
         if self.commands is not None:
             self.commands(command)
         return command
@@ -185,7 +212,7 @@ class AlertService:
         """Record cause and measures."""
         with self._lock:
             alert = self.book.record_feedback(alert_id, cause, measures, actor, self.clock_ms())
-            self._save_touched()
+            self._save()
             return alert
 
     def clear(self, alert_id: str, actor: Actor) -> Alert:
@@ -199,11 +226,5 @@ class AlertService:
         """Shelve/silence until `until_ms` (epoch ms)."""
         with self._lock:
             alert = self.book.shelve(alert_id, actor, until_ms, reason, self.clock_ms())
-            self._save_touched()
+            self._save()
             return alert
-
-
-def _marker(alert: Alert) -> tuple[object, ...]:
-    tags = tuple((t.tag, t.active, t.state, t.value) for t in alert.tags.values())
-    return (len(alert.history), alert.cleared_ms, alert.colour, alert.normal, alert.notified and
-            max(alert.notified), alert.reminded_ms, alert.feedback_reminded, tags)  # fmt: skip
