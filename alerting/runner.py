@@ -13,9 +13,10 @@ import os
 import random
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -84,8 +85,10 @@ async def serve(
     port: int,
     kafka: tuple[str, str] | None = None,
     stop: asyncio.Event | None = None,
+    background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
 ) -> None:
-    """Serve until SIGINT/SIGTERM (or `stop`); `kafka` = (bootstrap, events topic)."""
+    """Serve until SIGINT/SIGTERM (or `stop`); `kafka` = (bootstrap, events topic);
+    `background` tasks (the `alert_v1` writer) run alongside and end after `stop`."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -103,6 +106,7 @@ async def serve(
 
         tasks.append(asyncio.create_task(
             consume_events(kafka[0], kafka[1], runtime.service.handle, stop)))  # fmt: skip
+    tasks += [asyncio.create_task(task(stop)) for task in background]
     try:
         await stop.wait()
     finally:

@@ -35,7 +35,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from alerting.auth import token_hash
 from alerting.channels.webhook import verify_webhook
 from ingest.protocol import encode_batch, encode_status, status_topic, telemetry_topic
-from tests.integration.test_worker import PARTITIONS, TAGS, Service, Worker, plant_yaml
+from tests.integration.test_worker import PARTITIONS, SOURCES, TAGS, Service, Worker, plant_yaml
 from tests.processes import free_port, influx_rows, wait_until
 from tests.services import Endpoints
 
@@ -241,6 +241,16 @@ def test_gateway_status_rejections_roll_call_and_alerts_in_distributed_mode(site
         assert delivered["enterprise"] == "E1" and delivered["tier"] == "county"
         assert receiver.refused == 0
 
+        # 3. alerts serve writes the alert's life-cycle step for the tier it told
+        def step() -> list[dict[str, Any]]:
+            return site.rows('SELECT "state", "kind", "alert_id" FROM "alert_v1" '
+                             'GROUP BY "tier", "source", "colour"')  # fmt: skip
+
+        [raised] = wait_until(step, 10, f"alert_v1\n{alerts.tail()}")
+        assert (raised["state"], raised["kind"], raised["tier"]) == ("raised", "data_quality",
+                                                                      "county")  # fmt: skip
+        assert raised["alert_id"] == delivered["alert_id"] and raised["source"] == "-"
+
         # 2. the bridge's refusals by reason, and the gateway's online rate (every 10 s)
         def refused() -> list[dict[str, Any]]:
             return site.rows('SELECT "rejected" FROM "pipeline_v1" WHERE "process" = \'bridge\' '
@@ -250,6 +260,29 @@ def test_gateway_status_rejections_roll_call_and_alerts_in_distributed_mode(site
         rate_query = 'SELECT "online_rate", "online" FROM "gateway_v1" WHERE "online_rate" >= 0'
         rates = wait_until(lambda: site.rows(rate_query), 15, "online rate")
         assert 0 < rates[-1]["online_rate"] < 1 and rates[-1]["online"] == 0
+
+        # 4. the worker's roll call: every hazard source and the enterprise, no event id
+        def roll_call() -> list[dict[str, Any]]:
+            rows = site.rows('SELECT "colour", "previous", "event_id" FROM "risk_v1" '
+                             'GROUP BY "level", "source", "enterprise"')  # fmt: skip
+            return [r for r in rows if r["event_id"] is None]
+
+        def everyone() -> bool:
+            called = {(r["level"], r["source"]) for r in roll_call()}
+            return called >= {("enterprise", "-"), *(("source", s) for s in SOURCES)}
+
+        wait_until(everyone, 20, f"roll call of every source\n{worker.tail()}")
+        calls = roll_call()
+        assert len(calls) == len(SOURCES) + 1, calls  # once each, not every tick
+        assert all(r["colour"] == r["previous"] == 1 and r["enterprise"] == "E1" for r in calls)
+
+        # 3. the worker's own counters
+        def counted() -> list[dict[str, Any]]:
+            return site.rows('SELECT "readings_in", "evaluated" FROM "pipeline_v1" '
+                             'WHERE "process" = \'worker:w1\'')  # fmt: skip
+
+        wait_until(lambda: any(r["readings_in"] == 8 * len(TAGS) for r in counted()), 15,
+                   f"pipeline_v1 of the worker\n{worker.tail()}")  # fmt: skip
     finally:
         for process in processes:
             process.stop()

@@ -4,7 +4,9 @@ Agents:
 - `evaluate` on `{prefix}.telemetry`: batches of records per partition → that partition's engine;
 - `merge` on `{prefix}.source-changes`: queues source changes in their enterprise's merge.
 A timer every `worker.tick_interval_s` drives engine timers and releases enterprise changes on
-the wall clock; a task applies acknowledgements from `{prefix}.commands`.
+the wall clock, and writes the operations lines of the dashboards: the colour roll call of the
+worker's hazard sources and enterprises (at the first tick, then daily) and `pipeline_v1` every
+10 s; a task applies acknowledgements from `{prefix}.commands`.
 
 Processing guarantee: at least once, with deterministic event ids (docs/architecture.md,
 "Distributed runner"). Every batch is made durable in this order before faust may commit its
@@ -17,6 +19,7 @@ identical (same event ids), never missing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import socket
@@ -37,6 +40,8 @@ from hazardwatch.plant.model import Plant
 from hazardwatch.settings import Settings
 from stream.events import Event
 from stream.policy import EnginePolicy
+from stream.runners.metrics import RunnerSources
+from stream.runners.pipeline import ROLL_CALL_MS
 from stream.runners.worker.codec import EngineRow, RowError, engine_key, key_partition
 from stream.runners.worker.commands import CommandReader, command_positions
 from stream.runners.worker.config import faust_app
@@ -49,6 +54,7 @@ from stream.runners.worker.rebuild import committed_offsets, rebuild
 from stream.runners.worker.topics import ENGINE_TABLE, ENTERPRISE_TABLE, WorkerTopics
 from stream.sinks.influx import InfluxSink
 from stream.sinks.lines import EventLines
+from stream.sinks.ops_lines import OpsLines
 from stream.sinks.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -111,8 +117,48 @@ class WorkerRuntime:
         self._orphans: set[int] = set()  # partitions with records but no engine (logged once)
         self._offsets: AIOKafkaConsumer | None = None
         self._generation = 0  # bumped when the set of engines changes
+        # Source-changes offsets the merge agent has read (or the group had committed) per
+        # partition: an enterprise's roll call waits until its merge has read every change.
+        self._changes_read: dict[int, int] = {}
+        self._roll_call_at: dict[str, int] = {}  # enterprise → wall ms of its next roll call
         self.app = self._build_app(home)
         self.outputs = Outputs(self.sink, self.topics, self._send, self._partition)
+        # pipeline_v1 reads rejections as `rejected_<reason>`, the decoder's names
+        rejected = lambda: {f"rejected_{k}": n for k, n in self._rejected().items()}  # noqa: E731
+        sources = dataclasses.replace(self.runner_sources(), rejected_by_reason=rejected)
+        self.ops_lines = OpsLines(self.process, sources, None, None)
+
+    @property
+    def process(self) -> str:
+        """`pipeline_v1.process` of this worker: `worker:<worker id>`. Bounded: the id must
+        be stable anyway, since it names the spool only this worker replays; one series per
+        worker keeps its cumulative counters apart from the others'."""
+        return f"worker:{self.worker_id}"
+
+    def runner_sources(self) -> RunnerSources:
+        """The worker's counters as `/metrics` and `pipeline_v1` read them."""
+        return RunnerSources(
+            readings_in=lambda: sum(e.counters.readings for e in list(self.engines.values())),
+            rejected_by_reason=self._rejected,
+            evaluated=self._evaluated,
+            sink=lambda: vars(self.sink.stats).copy(),
+            spool_fill=lambda: self.sink.spool.fill,
+            queue_depth=lambda: sum(dict(self.lag).values()),
+            events_out=lambda: self.outputs.events_out,
+        )
+
+    def _rejected(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for engine in list(self.engines.values()):
+            total.update(engine.counters.rejected)
+            total["duplicate_record"] += engine.counters.duplicates
+        return dict(total)
+
+    def _evaluated(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for engine in list(self.engines.values()):
+            total.update(engine.engine.counters)
+        return dict(total)
 
     # -- faust wiring ---------------------------------------------------------------------------
     def _build_app(self, home: Path) -> faust.App:
@@ -201,13 +247,16 @@ class WorkerRuntime:
                 del self.engines[p]
             for enterprise in [e for e in self.merges if self._partition(e) not in assigned]:
                 del self.merges[enterprise]
+                self._roll_call_at.pop(enterprise, None)
             new = sorted(p for p in assigned - set(self.engines) if p in self.sources)
-            committed = await committed_offsets(
-                self.settings.kafka.bootstrap_servers,
-                self.topics.app_id,
-                self.topics.telemetry,
-                new,
-            )
+            bootstrap = self.settings.kafka.bootstrap_servers
+            committed = await committed_offsets(bootstrap, self.topics.app_id,
+                                                self.topics.telemetry, new)  # fmt: skip
+            merged = await committed_offsets(bootstrap, self.topics.app_id,
+                                             self.topics.source_changes,
+                                             sorted(assigned))  # fmt: skip
+            for p, offset in merged.items():  # committed = the next offset the agent reads
+                self._changes_read[p] = max(self._changes_read.get(p, -1), offset - 1)
             for p in new:
                 self.engines[p] = await self._open_engine(p, committed.get(p, -1))
             for enterprise in self.enterprise_sources:
@@ -290,6 +339,9 @@ class WorkerRuntime:
         async with self._lock:
             touched: set[str] = set()
             for event in events:
+                message = event.message
+                read = self._changes_read.get(message.partition, -1)
+                self._changes_read[message.partition] = max(read, message.offset)
                 try:
                     change = SourceChange.from_json(event.value or b"")
                 except ValueError:
@@ -307,15 +359,17 @@ class WorkerRuntime:
 
     # -- timers ----------------------------------------------------------------------------------
     async def tick(self) -> None:
-        """Engine timers and enterprise releases on the wall clock; spool replay; lag."""
+        """Engine timers and enterprise releases on the wall clock; roll calls and pipeline
+        counters; spool replay; lag."""
         if self.rebalancing:
             return
-        highwaters = await self._highwaters()
+        highwaters, changes_ends = await self._highwaters()
         now = wall_ms()
         async with self._lock:
             self._update_lag(highwaters)
             steps = []
             engine_now = now - self.settings.worker.clock_lag_ms
+            ops: list[str] = []
             for partition, engine in self.engines.items():
                 # An engine with a backlog must read it first: moving its clock past the waiting
                 # readings would make them late.
@@ -323,6 +377,8 @@ class WorkerRuntime:
                     step = engine.advance(engine_now)
                     if step.changed:
                         steps.append((engine, step))
+                    # caught up: the colours are current, and no later event is dated earlier
+                    ops += engine.roll_call_if_due()
             await self._make_durable(steps)
             watermark = now - self.settings.worker.enterprise_grace_ms
             released: list[Event] = []
@@ -337,16 +393,38 @@ class WorkerRuntime:
                 await self.outputs.publish(released, [])
             for enterprise in touched:
                 self.enterprise_table[enterprise.encode()] = self.merges[enterprise].to_bytes()
-            if not steps and not released:
-                await self.outputs.write_lines([])  # retry the spool when its backoff has passed
+            ops += self._enterprise_roll_call(watermark, changes_ends)
+            ops += self.ops_lines.due(now)
+            if ops or (not steps and not released):
+                await self.outputs.write_lines(ops)  # also retries the spool when its time came
 
-    async def _highwaters(self) -> dict[int, int]:
-        """End offsets of the assigned telemetry partitions, asked of the broker by a consumer
-        of our own: faust's consumer knows none for a partition nothing was fetched from, and
-        its thread may be busy rebalancing."""
+    def _enterprise_roll_call(self, watermark: int, changes_ends: dict[int, int]) -> list[str]:
+        """Roll-call lines of the enterprises whose merge is due, stamped with the watermark up
+        to which their colour is known. A merge must first have read every source change
+        already on its partition (after an assignment the agent may still be catching up):
+        a roll call of an older colour would otherwise hide the changes applied after it."""
+        calls = []
+        for enterprise, merge in self.merges.items():
+            due_at = self._roll_call_at.get(enterprise)
+            if due_at is not None and watermark < due_at:
+                continue
+            partition = self._partition(enterprise)
+            end = changes_ends.get(partition)
+            if end is None or self._changes_read.get(partition, -1) < end - 1:
+                continue
+            self._roll_call_at[enterprise] = watermark + ROLL_CALL_MS
+            calls += merge.roll_call(watermark)
+        return self.event_lines.roll_call(calls)
+
+    async def _highwaters(self) -> tuple[dict[int, int], dict[int, int]]:
+        """End offsets of the assigned telemetry partitions and of the source-changes
+        partitions of our enterprise merges, asked of the broker by a consumer of our own:
+        faust's consumer knows none for a partition nothing was fetched from, and its thread
+        may be busy rebalancing."""
         partitions = sorted(self.engines)
-        if not partitions:
-            return {}
+        merging = sorted({self._partition(e) for e in self.merges})
+        if not partitions and not merging:
+            return {}, {}
         try:
             if self._offsets is None:
                 self._offsets = AIOKafkaConsumer(
@@ -354,11 +432,16 @@ class WorkerRuntime:
                 )
                 await self._offsets.start()
             tps = [TopicPartition(self.topics.telemetry, p) for p in partitions]
+            tps += [TopicPartition(self.topics.source_changes, p) for p in merging]
             ends = await asyncio.wait_for(self._offsets.end_offsets(tps), 5.0)
         except Exception as exc:  # no lag known: no engine advances this tick
-            log.warning("telemetry end offsets unavailable: %r", exc)
-            return {}
-        return {tp.partition: int(offset) for tp, offset in ends.items()}
+            log.warning("end offsets unavailable: %r", exc)
+            return {}, {}
+        telemetry = {tp.partition: int(o) for tp, o in ends.items()
+                     if tp.topic == self.topics.telemetry}  # fmt: skip
+        changes = {tp.partition: int(o) for tp, o in ends.items()
+                   if tp.topic == self.topics.source_changes}  # fmt: skip
+        return telemetry, changes
 
     def _update_lag(self, highwaters: dict[int, int]) -> None:
         # unknown end offset: count as one waiting record, so the engine does not advance

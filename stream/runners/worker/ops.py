@@ -6,7 +6,6 @@ worker's partitions), `hazardwatch_consumer_lag{partition}` the same per partiti
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
@@ -15,23 +14,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from hazardwatch.ops_http import OpsServer
-from stream.runners.metrics import RunnerCollector, RunnerSources
+from stream.runners.metrics import RunnerCollector
 from stream.runners.worker.app import WorkerRuntime
-
-
-def _rejected(runtime: WorkerRuntime) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for engine in list(runtime.engines.values()):
-        total.update(engine.counters.rejected)
-        total["duplicate_record"] += engine.counters.duplicates
-    return dict(total)
-
-
-def _evaluated(runtime: WorkerRuntime) -> dict[str, int]:
-    total: Counter[str] = Counter()
-    for engine in list(runtime.engines.values()):
-        total.update(engine.engine.counters)
-    return dict(total)
 
 
 class WorkerCollector(Collector):
@@ -64,16 +48,7 @@ class WorkerCollector(Collector):
 def ops_server(runtime: WorkerRuntime) -> OpsServer:
     """The ops HTTP server of `runtime` on `http.host:http.port` (not started)."""
     registry = CollectorRegistry()
-    sources = RunnerSources(
-        readings_in=lambda: sum(e.counters.readings for e in list(runtime.engines.values())),
-        rejected_by_reason=lambda: _rejected(runtime),
-        evaluated=lambda: _evaluated(runtime),
-        sink=lambda: vars(runtime.sink.stats).copy(),
-        spool_fill=lambda: runtime.sink.spool.fill,
-        queue_depth=lambda: sum(dict(runtime.lag).values()),
-        events_out=lambda: runtime.outputs.events_out,
-    )
-    registry.register(RunnerCollector(sources))
+    registry.register(RunnerCollector(runtime.runner_sources()))
     registry.register(WorkerCollector(runtime))
     http = runtime.settings.http
     return OpsServer(http.host, http.port, registry, runtime.health)

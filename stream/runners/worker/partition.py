@@ -22,6 +22,7 @@ from ingest.sequence import SequenceTracker, SeqVerdict
 from stream.engine import Command, CommandKind, RiskEngine
 from stream.events import Event
 from stream.policy import EnginePolicy
+from stream.runners.pipeline import ROLL_CALL_MS
 from stream.runners.worker.changes import SourceChangeTracker
 from stream.runners.worker.codec import EngineRow
 from stream.runners.worker.feed import SourceChange
@@ -88,6 +89,7 @@ class PartitionEngine:
         self.dedup = SequenceTracker()
         self.counters = PartitionCounters()
         self.changes = SourceChangeTracker(self.engine)
+        self.roll_call_at: int | None = None  # engine ms of the next colour roll call
 
     # -- inputs --------------------------------------------------------------------------------
     def handle(self, records: Sequence[tuple[int, bytes | None]], *, lines: bool = True) -> Step:
@@ -151,6 +153,18 @@ class PartitionEngine:
             step.changes += part.changes
             step.lines += part.lines
         return step
+
+    def roll_call_if_due(self) -> list[str]:
+        """`risk_v1` roll-call lines of this partition's hazard sources once the engine has a
+        clock, then once a day (engine time), as the embedded runner writes them
+        (`Pipeline.roll_call_if_due`). The engine's enterprise entries are left out: it sees
+        only some of an enterprise's sources (the enterprise merge calls the enterprise)."""
+        clock = self.engine.clock_ms
+        if clock is None or (self.roll_call_at is not None and clock < self.roll_call_at):
+            return []
+        self.roll_call_at = clock + ROLL_CALL_MS
+        calls = [call for call in self.engine.roll_call() if call.level == "source"]
+        return self.event_lines.roll_call(calls)
 
     # -- state -----------------------------------------------------------------------------------
     def row(self) -> EngineRow:
