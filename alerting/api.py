@@ -1,25 +1,47 @@
 """The alerts HTTP API (aiohttp): list, acknowledge, feedback, clear, shelve; bearer tokens.
 
 Every route except /healthz and the OpenAPI document needs a token; an alert outside the
-caller's scope answers 404, exactly like an unknown one, so scopes do not leak alert ids.
+caller's scope answers 404, exactly like an unknown one, so scopes do not leak alert ids. A
+refused token answers 401 with a reason (`unauthorized` for a missing or unknown token,
+`token_expired` for an expired one) and is counted in /healthz under `api.auth_refused`; the
+token itself is never logged.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from alerting.alerts import Actor, Alert
-from alerting.auth import TokenStore
+from alerting.auth import TokenRefusedError, TokenStore
 from alerting.lifecycle import LifecycleError
 from alerting.openapi import ROUTES, openapi_document
 from alerting.service import AlertService
 
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApiMetrics:
+    """Counters of the API's edge, shown in /healthz under `api`."""
+
+    auth_refused: Counter[str] = field(default_factory=Counter)  # by reason
+    expired_users: set[str] = field(default_factory=set)  # logged once each, then only counted
+
+    def snapshot(self) -> dict[str, Any]:
+        """The JSON form for /healthz."""
+        return {"auth_refused": dict(self.auth_refused)}
+
+
 SERVICE = web.AppKey("service", AlertService)
 TOKENS = web.AppKey("tokens", TokenStore)
+METRICS = web.AppKey("metrics", ApiMetrics)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -31,20 +53,43 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return _json({"error": code, "message": message}, status)
 
 
-def _actor(request: web.Request) -> Actor | None:
+def _actor(request: web.Request) -> Actor:
     header = request.headers.get("Authorization", "")
-    if not header.startswith("Bearer "):
-        return None
-    return request.app[TOKENS].actor(header.removeprefix("Bearer ").strip())
+    token = header.removeprefix("Bearer ").strip() if header.startswith("Bearer ") else ""
+    return request.app[TOKENS].authenticate(token, request.app[SERVICE].clock_ms())
+
+
+def _refused(request: web.Request, exc: TokenRefusedError) -> web.Response:
+    metrics = request.app[METRICS]
+    metrics.auth_refused[exc.reason] += 1
+    if exc.reason == "expired":
+        # Once per user at WARNING (someone must renew it); a client retrying with it would
+        # otherwise fill the log. Never the token: the user and the expiry say enough.
+        user = exc.user or "?"
+        level = logging.DEBUG if user in metrics.expired_users else logging.WARNING
+        metrics.expired_users.add(user)
+        log.log(level, "API token of user %s refused: %s", user, exc)
+        response = _error(401, "token_expired", f"{exc}; ask for a new token")
+        description = "The access token expired"
+        response.headers["WWW-Authenticate"] = (
+            f'Bearer error="invalid_token", error_description="{description}"'
+        )
+        return response
+    response = _error(401, "unauthorized", "missing or unknown bearer token")
+    response.headers["WWW-Authenticate"] = (
+        "Bearer" if exc.reason == "missing" else 'Bearer error="invalid_token"'
+    )
+    return response
 
 
 def _scoped(
     handler: Callable[[web.Request, Actor, Alert | None], Awaitable[web.Response]],
 ) -> Handler:
     async def wrapped(request: web.Request) -> web.StreamResponse:
-        actor = _actor(request)
-        if actor is None:
-            return _error(401, "unauthorized", "missing or unknown bearer token")
+        try:
+            actor = _actor(request)
+        except TokenRefusedError as exc:
+            return _refused(request, exc)
         service = request.app[SERVICE]
         alert = None
         if "id" in request.match_info:
@@ -83,7 +128,8 @@ async def health(request: web.Request) -> web.Response:
     """Liveness plus outbox counts and rejected events."""
     service = request.app[SERVICE]
     counts = {"outbox": service.outbox.counts(), "rejected": dict(service.rejected)}
-    return _json({"ok": True, **counts, "counters": service.book.counters})
+    api = request.app[METRICS].snapshot()
+    return _json({"ok": True, **counts, "counters": service.book.counters, "api": api})
 
 
 async def openapi(_request: web.Request) -> web.Response:
@@ -164,6 +210,7 @@ def make_app(service: AlertService, tokens: TokenStore) -> web.Application:
     app = web.Application()
     app[SERVICE] = service
     app[TOKENS] = tokens
+    app[METRICS] = ApiMetrics()
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _HANDLERS[route.name])
     return app
