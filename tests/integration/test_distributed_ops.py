@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +36,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 from alerting.auth import token_hash
 from alerting.channels.webhook import verify_webhook
 from ingest.protocol import encode_batch, encode_status, status_topic, telemetry_topic
-from tests.integration.test_worker import PARTITIONS, SOURCES, TAGS, Service, Worker, plant_yaml
+from tests.integration.test_worker import (
+    PARTITIONS,
+    SOURCES,
+    TAGS,
+    Service,
+    TopicReader,
+    Worker,
+    plant_yaml,
+)
 from tests.processes import free_port, influx_rows, wait_until
 from tests.services import Endpoints
 
@@ -162,6 +171,33 @@ class Site:
     def rows(self, query: str) -> list[dict[str, Any]]:
         return influx_rows(self.endpoints.influx_url, self.database, query)
 
+    def alerts_consumed(self) -> bool:
+        """`alerts serve` committed every record of the alerts topic (so it handled them)."""
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.structs import TopicPartition
+
+        from alerting.kafka import GROUP
+
+        topic = f"{self.prefix}.alerts"
+
+        async def check() -> bool:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.endpoints.kafka_bootstrap)
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.endpoints.kafka_bootstrap)
+            await admin.start()
+            await consumer.start()
+            try:
+                [described] = await admin.describe_topics([topic])
+                tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+                ends = await consumer.end_offsets(tps)
+                done = await admin.list_consumer_group_offsets(GROUP.format(topic=topic))
+                return bool(tps) and all(done.get(tp) is not None and done[tp].offset >= end
+                                         for tp, end in ends.items())  # fmt: skip
+            finally:
+                await consumer.stop()
+                await admin.close()
+
+        return asyncio.run(check())
+
     def bridge(self) -> Service:
         return Service(["bridge", "--client-id", f"{self.prefix}-bridge"], self.env,
                        self.tmp / "bridge.log")  # fmt: skip
@@ -215,6 +251,7 @@ def test_gateway_status_rejections_roll_call_and_alerts_in_distributed_mode(site
     alerts, api_port = site.alerts()
     alerts.start()
     processes = [worker, bridge, alerts]
+    events = TopicReader(site.endpoints.kafka_bootstrap, f"{site.prefix}.alerts")
     try:
         wait_until(lambda: bridge.alive() and "→" in bridge.tail(), 30, "bridge subscribed")
         gateway = Gateway(site.endpoints, site.mqtt_prefix)
@@ -257,9 +294,10 @@ def test_gateway_status_rejections_roll_call_and_alerts_in_distributed_mode(site
                              'AND "reason" = \'invalid_json\'')  # fmt: skip
 
         assert wait_until(refused, 15, f"pipeline_v1 reason\n{bridge.tail()}")[-1]["rejected"] == 1
-        rate_query = 'SELECT "online_rate", "online" FROM "gateway_v1" WHERE "online_rate" >= 0'
-        rates = wait_until(lambda: site.rows(rate_query), 15, "online rate")
-        assert 0 < rates[-1]["online_rate"] < 1 and rates[-1]["online"] == 0
+        rate_query = (f'SELECT "online_rate", "online" FROM "gateway_v1" WHERE "online_rate" >= 0 '
+                      f"AND time > {gone}ms")  # fmt: skip
+        [rate, *_] = wait_until(lambda: site.rows(rate_query), 15, "online rate")
+        assert 0 < rate["online_rate"] < 1 and rate["online"] == 0
 
         # 4. the worker's roll call: every hazard source and the enterprise, no event id
         def roll_call() -> list[dict[str, Any]]:
@@ -283,6 +321,24 @@ def test_gateway_status_rejections_roll_call_and_alerts_in_distributed_mode(site
 
         wait_until(lambda: any(r["readings_in"] == 8 * len(TAGS) for r in counted()), 15,
                    f"pipeline_v1 of the worker\n{worker.tail()}")  # fmt: skip
+
+        # 1. a bridge SIGKILLed and restarted judges the gateway again from its retained last
+        # will: one more offline point, and alerts serve keeps the one alert and sends nothing
+        bridge.signal(signal.SIGKILL)
+        restarted = now_ms()
+        bridge = site.bridge().start()
+        processes.append(bridge)
+        wait_until(lambda: [r for r in offline_point() if r["time"] > restarted], 20,
+                   f"offline again after the restart\n{bridge.tail()}")  # fmt: skip
+        wait_until(site.alerts_consumed, 20, "alerts serve read every event")
+        offline = [e for e in events.values if e.get("condition") == "gateway_offline"]
+        assert len({e["id"] for e in offline}) == 2, offline  # before and after the restart
+        assert all(e["state"] == "active" and e["gateway"] == "GW1" for e in offline)
+        assert len(notice()) == 1
+        active = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/alerts", timeout=5,
+                           headers={"Authorization": "Bearer t-li"}).json()["alerts"]  # fmt: skip
+        assert [a["id"] for a in active] == [delivered["alert_id"]]
     finally:
+        events.close()
         for process in processes:
             process.stop()
