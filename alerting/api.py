@@ -4,12 +4,16 @@ Every route except /healthz and the OpenAPI document needs a token; an alert out
 caller's scope answers 404, exactly like an unknown one, so scopes do not leak alert ids. A
 refused token answers 401 with a reason (`unauthorized` for a missing or unknown token,
 `token_expired` for an expired one) and is counted in /healthz under `api.auth_refused`; the
-token itself is never logged.
+token itself is never logged. A malformed request (bad request line, header or URL) is one
+WARNING line naming the peer and the parser's reason — not aiohttp's ERROR with a traceback and
+the raw bytes, which let a client fill the log and could echo a header's secret — and is counted
+under `api.malformed_requests`.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,6 +21,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from alerting.alerts import Actor, Alert
 from alerting.auth import TokenRefusedError, TokenStore
@@ -33,10 +38,62 @@ class ApiMetrics:
 
     auth_refused: Counter[str] = field(default_factory=Counter)  # by reason
     expired_users: set[str] = field(default_factory=set)  # logged once each, then only counted
+    malformed_requests: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         """The JSON form for /healthz."""
-        return {"auth_refused": dict(self.auth_refused)}
+        return {
+            "auth_refused": dict(self.auth_refused),
+            "malformed_requests": self.malformed_requests,
+        }
+
+
+class ServerLog:
+    """Stands in for aiohttp's `aiohttp.server` logger in the API's request handlers.
+
+    aiohttp reports a request its parser refuses through `logger.exception` (ERROR and a
+    traceback; `logger.debug` for a bad method on a connection's first request), with the raw
+    request bytes in the message. Those become one line on `alerting.api` without traceback or
+    bytes — WARNING, or DEBUG where aiohttp chose DEBUG — and a count; anything else passes
+    through unchanged.
+    """
+
+    def __init__(self, metrics: ApiMetrics) -> None:
+        self._metrics = metrics
+        self._log = logging.getLogger("aiohttp.server")
+
+    def exception(self, msg: str, *args: Any, exc_info: Any = True, **kwargs: Any) -> None:
+        """ERROR with traceback, unless it is a malformed request."""
+        if not self._malformed(logging.WARNING, args, exc_info):
+            self._log.exception(msg, *args, exc_info=exc_info, **kwargs)
+
+    def debug(self, msg: str, *args: Any, exc_info: Any = None, **kwargs: Any) -> None:
+        """DEBUG, with a malformed request reduced to one line."""
+        if not self._malformed(logging.DEBUG, args, exc_info):
+            self._log.debug(msg, *args, exc_info=exc_info, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._log, name)
+
+    def _malformed(self, level: int, args: tuple[Any, ...], exc: Any) -> bool:
+        if not isinstance(exc, HttpProcessingError) or not 400 <= exc.code < 500:
+            return False
+        self._metrics.malformed_requests += 1
+        peer = args[0] if args else "?"
+        log.log(level, "malformed HTTP request from %s refused with %d: %s (%s)", peer, exc.code,
+                type(exc).__name__, parser_reason(exc))  # fmt: skip
+        return True
+
+
+_QUOTED = re.compile(r"""b?['"]""")
+
+
+def parser_reason(exc: HttpProcessingError) -> str:
+    """The parser's reason without the request bytes it quotes (they may hold a token)."""
+    text = exc.message.split("\n\n", 1)[0]  # the C parser appends the bytes after a blank line
+    text = _QUOTED.split(text, maxsplit=1)[0]  # the Python parser quotes them inline
+    text = " ".join(text.split()).rstrip(" :.")
+    return text[:120] or "no reason given"
 
 
 SERVICE = web.AppKey("service", AlertService)
@@ -207,10 +264,11 @@ _HANDLERS: dict[str, Handler] = {
 
 def make_app(service: AlertService, tokens: TokenStore) -> web.Application:
     """The aiohttp application serving ROUTES (see alerting/openapi.py)."""
-    app = web.Application()
+    metrics = ApiMetrics()
+    app = web.Application(handler_args={"logger": ServerLog(metrics)})
     app[SERVICE] = service
     app[TOKENS] = tokens
-    app[METRICS] = ApiMetrics()
+    app[METRICS] = metrics
     for route in ROUTES:
         app.router.add_route(route.method, route.path, _HANDLERS[route.name])
     return app
