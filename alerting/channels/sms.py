@@ -12,6 +12,11 @@
 - **Generic gateway** (`gateway`): JSON POST `{"to", "ref", "encoding", "segments": [...]}` with a
   bearer token; the text is split by `segment_sms` (70/67 UCS-2, 160/153 GSM-7).
 
+Template variables have a provider limit (`ALIYUN_PARAM_MAX`, `TENCENT_PARAM_MAX`): a longer value
+makes the provider refuse the whole message, permanently, so `fitted_params` cuts each value to
+the limit before signing, ending a cut value with `…`. The reading (value and unit) is what a
+warning SMS is for, so the `value` variable shortens the tag's name and keeps the reading.
+
 Time (`now_s`) and the nonce are passed in, so requests are reproducible in tests. `SmsAdapter`
 is the provider interface (`request`, `verdict`); `sms_adapter` picks the configured one.
 """
@@ -31,11 +36,48 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from alerting.channels.base import HttpRequest, HttpResponse, Verdict, classify_status
-from alerting.messages import Notice, segment_sms, sms_text, template_params
+from alerting.messages import Notice, format_value, segment_sms, sms_text, template_params
 from alerting.policy import AliyunProvider, GatewayProvider, TencentProvider
 
 TEMPLATE_ORDER = ("enterprise", "source", "colour", "value", "time", "action")
 """Order of the positional Tencent template variables ({1} … {6})."""
+
+ALIYUN_PARAM_MAX = 35
+"""Characters per variable of an Alibaba Cloud notification template: 35 unless the account had
+the limit lifted (help.aliyun.com/zh/document_detail/3041859.html); a longer value is refused
+with `isv.PARAM_LENGTH_LIMIT`."""
+TENCENT_PARAM_MAX = 12
+"""Characters per variable for Tencent Cloud (each Chinese character, letter, digit, punctuation
+mark or space counts one): 12 for individually verified accounts, refused with
+`InvalidParameterValue.TemplateParameterLengthLimit`; enterprise accounts have no per-variable
+limit (tencentcloud.com/zh/document/product/382/40653), so 12 is the value that works for both."""
+CUT_MARK = "…"
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    kept = text[: max(limit - 1, 0)]
+    clause = kept.rfind("，")  # end on a whole clause when that keeps at least half
+    if clause + 1 >= limit // 2:
+        kept = kept[: clause + 1]
+    return kept + CUT_MARK
+
+
+def fitted_params(notice: Notice, limit: int) -> dict[str, str]:
+    """`template_params(notice)` with each value at most `limit` characters, a cut one ending in
+    `…`; `value` gives up the tag's name before its condition and reading."""
+    params = template_params(notice)
+    fitted = {name: _cut(text, limit) for name, text in params.items()}
+    first = notice.tags[0] if notice.tags else None
+    if first is not None and len(params["value"]) > limit:
+        tail = f" {first.condition} {format_value(first.value, first.unit)}"  # as template_params
+        room = limit - len(tail)
+        if room >= 2:  # at least one character of the name and the mark
+            fitted["value"] = (_cut(first.name or first.tag, room) + tail).strip()
+        elif len(tail.strip()) <= limit:  # the hazard source names the place already
+            fitted["value"] = tail.strip()
+    return fitted
 
 
 def percent_encode(text: str) -> str:
@@ -57,9 +99,9 @@ def _domestic(phone: str) -> str:
 
 def aliyun_request(
     provider: AliyunProvider, secret: str, phone: str, notice: Notice, key: str, now_s: int,
-    nonce: str,
+    nonce: str, param_max: int = ALIYUN_PARAM_MAX,
 ) -> HttpRequest:  # fmt: skip
-    """Signed `SendSms` POST for one phone number."""
+    """Signed `SendSms` POST for one phone number; variables cut to `param_max` characters."""
     params = {
         "AccessKeyId": provider.access_key_id,
         "Action": "SendSms",
@@ -72,7 +114,7 @@ def aliyun_request(
         "SignatureNonce": nonce,
         "SignatureVersion": "1.0",
         "TemplateCode": provider.template_code,
-        "TemplateParam": orjson.dumps(template_params(notice)).decode(),
+        "TemplateParam": orjson.dumps(fitted_params(notice, param_max)).decode(),
         "Timestamp": datetime.fromtimestamp(now_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "Version": "2017-05-25",
     }
@@ -141,10 +183,11 @@ def tc3_authorization(
 
 
 def tencent_request(
-    provider: TencentProvider, secret_key: str, phone: str, notice: Notice, key: str, now_s: int
-) -> HttpRequest:
-    """Signed `SendSms` POST for one phone number."""
-    params = template_params(notice)
+    provider: TencentProvider, secret_key: str, phone: str, notice: Notice, key: str, now_s: int,
+    param_max: int = TENCENT_PARAM_MAX,
+) -> HttpRequest:  # fmt: skip
+    """Signed `SendSms` POST for one phone number; variables cut to `param_max` characters."""
+    params = fitted_params(notice, param_max)
     number = phone if phone.startswith("+") else f"+86{phone}"
     body = orjson.dumps(
         {
@@ -221,10 +264,12 @@ class AliyunSms:
     provider: AliyunProvider
     secret: str
     nonce: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
+    param_max: int = ALIYUN_PARAM_MAX
 
     def request(self, phone: str, notice: Notice, key: str, now_s: int) -> HttpRequest:
         """Signed `SendSms`."""
-        return aliyun_request(self.provider, self.secret, phone, notice, key, now_s, self.nonce())
+        return aliyun_request(self.provider, self.secret, phone, notice, key, now_s, self.nonce(),
+                              self.param_max)  # fmt: skip
 
     def verdict(self, response: HttpResponse) -> Verdict:
         """By the answer's `Code`."""
@@ -237,10 +282,12 @@ class TencentSms:
 
     provider: TencentProvider
     secret: str
+    param_max: int = TENCENT_PARAM_MAX
 
     def request(self, phone: str, notice: Notice, key: str, now_s: int) -> HttpRequest:
         """Signed `SendSms`."""
-        return tencent_request(self.provider, self.secret, phone, notice, key, now_s)
+        return tencent_request(self.provider, self.secret, phone, notice, key, now_s,
+                               self.param_max)  # fmt: skip
 
     def verdict(self, response: HttpResponse) -> Verdict:
         """By `SendStatusSet[0].Code` or the error code."""

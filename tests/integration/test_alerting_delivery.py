@@ -27,16 +27,19 @@ import orjson
 import pytest
 from aiohttp import web
 
+from alerting.channels.base import Verdict
+from alerting.channels.sms import aliyun_request, aliyun_verdict, tencent_request, tencent_verdict
 from alerting.channels.webhook import WebhookRejectedError, verify_webhook
 from alerting.dispatcher import Dispatcher
+from alerting.messages import Notice
 from alerting.outbox import Outbox
-from alerting.policy import RoutingPolicy, routing_from_mapping
+from alerting.policy import AliyunProvider, RoutingPolicy, TencentProvider, routing_from_mapping
 from alerting.routing import EnterpriseArea
 from alerting.samples import sample_routing
 from alerting.sender import Sender
 from alerting.service import AlertService
 from alerting.transport import Transport
-from hazardwatch.types import Tier
+from hazardwatch.types import RiskColour, Tier
 from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -45,6 +48,11 @@ SECRETS = {"HW_WEBHOOK_SECRET": "wh-secret", "HW_ALIYUN_SECRET": "ali-secret",
            "HW_TENCENT_KEY": "tc-key", "HW_GATEWAY_TOKEN": "gw-token",
            "HW_PLATFORM_TOKEN": "pf-token"}  # fmt: skip
 QZ = EnterpriseArea("QZ-PETRO", "湄洲湾储运", "350521", "tank_farm")
+# The providers' per-variable limits, from their documentation (characters, each counting one):
+# Alibaba Cloud notification templates 35 (isv.PARAM_LENGTH_LIMIT), Tencent Cloud 12 for
+# individually verified accounts (InvalidParameterValue.TemplateParameterLengthLimit).
+ALIYUN_VARIABLE_MAX = 35
+TENCENT_VARIABLE_MAX = 12
 GENERIC_HTTP = ("webhook", "command_platform")  # channels judged by HTTP status (and the gateway)
 
 
@@ -213,6 +221,8 @@ class Receiver:
         template = orjson.loads(params.get("TemplateParam", "{}"))
         if set(template) != {"enterprise", "source", "colour", "value", "time", "action"}:
             return "isv.TEMPLATE_PARAMS_ILLEGAL"
+        if any(len(str(v)) > ALIYUN_VARIABLE_MAX for v in template.values()):
+            return "isv.PARAM_LENGTH_LIMIT"
         if not re.fullmatch(r"1\d{10}", params.get("PhoneNumbers", "")):
             return "isv.MOBILE_NUMBER_ILLEGAL"
         return None
@@ -239,6 +249,8 @@ class Receiver:
                                 or data.get("SmsSdkAppId") != "1400000001"
                                 or len(data.get("TemplateParamSet", ())) != 6):  # fmt: skip
             problem = "InvalidParameter"
+        if problem is None and any(len(v) > TENCENT_VARIABLE_MAX for v in data["TemplateParamSet"]):
+            problem = "InvalidParameterValue.TemplateParameterLengthLimit"
         if problem is not None:
             self.rejected.append(problem)
             error = {"Code": problem, "Message": problem}
@@ -347,11 +359,11 @@ class Pipeline:
 
 def make_pipeline(
     policy: RoutingPolicy, db: Path, clock: Callable[[], int] = wall_ms,
-    secrets: Mapping[str, str] = SECRETS,
+    secrets: Mapping[str, str] = SECRETS, names: Mapping[str, str] | None = None,
 ) -> Pipeline:  # fmt: skip
     """Service and dispatcher on one clock; the sender signs with the wall clock."""
-    service = AlertService(policy, Outbox(db), {"QZ-PETRO": QZ}, clock,
-                           {"QZ-TF1": "一号储罐区", "QZ-PETRO": "湄洲湾储运"})  # fmt: skip
+    names = names or {"QZ-TF1": "一号储罐区", "QZ-PETRO": "湄洲湾储运"}
+    service = AlertService(policy, Outbox(db), {"QZ-PETRO": QZ}, clock, names)
     transport = Transport(timeout_s=policy.delivery.timeout_s)
     sender = Sender(policy, transport, secrets, lambda: int(time.time()))
     dispatcher = Dispatcher(service.outbox, policy, sender.send, clock, random.random,
@@ -418,6 +430,64 @@ async def test_emulators_refuse_wrong_credentials_and_nothing_is_retried_forever
     assert all(len(audit) == 1 for audit in pipe.attempts().values())
     assert set(pipe.service.outbox.counts()) == {"dead"}
     await pipe.close()
+
+
+async def test_sms_variables_over_the_providers_limits_are_cut_and_still_delivered(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    await receiver.start()
+    names = {"QZ-PETRO": "福建省湄洲湾石化储运股份有限公司泉港分公司", "QZ-TF1": "一号储罐区",
+             "T101-LS": "101#罐伺服液位计（雷达）"}  # fmt: skip
+    pipe = make_pipeline(make_policy(receiver), tmp_path / "o.db", names=names)
+    now = wall_ms()
+    pipe.service.handle({"id": "a1", "ts": now, "type": "alarm", "enterprise": "QZ-PETRO",
+                         "source": "QZ-TF1", "tag": "T101-LS", "condition": "HH",
+                         "state": "unacknowledged", "severity": "S3", "value": 17.62,
+                         "value_unit": "m"})  # fmt: skip
+    pipe.service.handle(red())  # the alarm notice grows into a red warning: SMS to the regulators
+    await pipe.drain()
+    assert_each_accepted_once(receiver, pipe)  # nothing refused by either provider
+    [aliyun] = [a for a in receiver.accepted.values() if a["via"] == "aliyun"]
+    [tencent] = [a["TemplateParamSet"] for a in receiver.accepted.values() if a["via"] == "tencent"]
+    assert aliyun["enterprise"] == names["QZ-PETRO"]  # 21 characters fit Aliyun's 35
+    assert aliyun["value"] == "101#罐伺服液位计（雷达） HH 17.62 m"
+    assert len(aliyun["action"]) <= 35 and aliyun["action"].endswith("…")
+    enterprise, source, colour, value, _time, action = tencent
+    assert enterprise == "福建省湄洲湾石化储运股…" and source == "一号储罐区" and colour == "红色"
+    assert value == "HH 17.62 m"  # the reading, not the name, survives 12 characters
+    assert action.endswith("…") and all(len(v) <= 12 for v in tencent)
+    await pipe.close()
+
+
+async def test_the_emulators_refuse_an_uncut_variable_as_the_providers_do(
+    receiver: Receiver,
+) -> None:
+    """Control for the test above: without the cut, both providers refuse the message."""
+    await receiver.start()
+    policy = make_policy(receiver)
+    now = wall_ms()
+    notice = Notice(kind="raise", alert_id="A-1", enterprise="QZ-PETRO",
+                    enterprise_name="福建省湄洲湾石化储运股份有限公司泉港分公司", ts_ms=now,
+                    source="QZ-TF1", source_name="一号储罐区", colour=RiskColour.RED,
+                    ack_due_ms=now + 900_000, feedback_due_ms=now + 3_600_000)  # fmt: skip
+    aliyun, tencent = policy.sms_providers["aliyun"], policy.sms_providers["tencent"]
+    assert isinstance(aliyun, AliyunProvider) and isinstance(tencent, TencentProvider)
+    uncut = [
+        aliyun_request(aliyun, "ali-secret", "+8613800000002", notice, "k1", int(time.time()),
+                       "nonce-1", param_max=1000),
+        tencent_request(tencent, "tc-key", "+8613800000003", notice, "k2", int(time.time()),
+                        param_max=1000),
+    ]  # fmt: skip
+    transport = Transport(timeout_s=5)
+    try:
+        answers = [await transport.send(request) for request in uncut]
+    finally:
+        await transport.aclose()
+    assert aliyun_verdict(answers[0]) == Verdict("permanent", "isv.PARAM_LENGTH_LIMIT")
+    assert tencent_verdict(answers[1]).outcome == "permanent"
+    assert receiver.rejected == ["isv.PARAM_LENGTH_LIMIT",
+                                 "InvalidParameterValue.TemplateParameterLengthLimit"]  # fmt: skip
+    assert receiver.accepted == {}
 
 
 # -- receiver down, slow, 500, 429, timing out -----------------------------------------------------

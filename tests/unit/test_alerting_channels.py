@@ -12,11 +12,12 @@ from alerting.channels.base import HttpResponse, classify_status, retry_after
 from alerting.channels.sms import (
     aliyun_signature,
     aliyun_verdict,
+    fitted_params,
     tc3_authorization,
     tencent_verdict,
 )
 from alerting.channels.webhook import WebhookRejectedError, verify_webhook, webhook_request
-from alerting.messages import Notice, TagValue, segment_sms, sms_text
+from alerting.messages import Notice, TagValue, segment_sms, sms_text, template_params
 from alerting.outbox import Outbox
 from alerting.policy import RateLimit
 from alerting.retry import RateLimiter, backoff_s
@@ -35,6 +36,27 @@ def test_sms_text_names_enterprise_source_colour_value_time_and_action() -> None
     assert text.startswith("【橙色预警】湄洲湾储运 一号储罐区：101#罐伺服液位 HH 17.62 m")
     assert "（01-01 08:00）" in text  # Beijing time
     assert "08:30前确认" in text and "12:00前反馈原因和措施" in text
+
+
+def test_template_variables_are_cut_to_the_provider_limit_with_a_mark() -> None:
+    whole = template_params(NOTICE)
+    assert fitted_params(NOTICE, 100) == whole  # nothing to cut
+    for limit in (35, 12):
+        fitted = fitted_params(NOTICE, limit)
+        assert all(len(v) <= limit for v in fitted.values()), fitted
+        assert {n: v for n, v in fitted.items() if len(whole[n]) <= limit} == {
+            n: v for n, v in whole.items() if len(v) <= limit
+        }  # what fits is untouched
+    # A cut text ends on a whole clause (when that keeps half of it) and says it was cut.
+    assert len(whole["action"]) > 35
+    cut = "请立即组织处置，加强监测并报告，01-01 08:30前确认，…"
+    assert fitted_params(NOTICE, 35)["action"] == cut
+    assert fitted_params(NOTICE, 12)["action"] == "请立即组织处置，…"
+    # The reading survives: the tag's name gives way first, then goes.
+    assert whole["value"] == "101#罐伺服液位 HH 17.62 m"
+    assert fitted_params(NOTICE, 17)["value"] == "101#罐… HH 17.62 m"
+    assert fitted_params(NOTICE, 12)["value"] == "HH 17.62 m"
+    assert fitted_params(NOTICE, 8)["value"] == "101#罐伺服…"  # not even the reading fits
 
 
 @pytest.mark.parametrize(("length", "parts"), [(70, 1), (71, 2), (134, 2), (135, 3)])
