@@ -46,6 +46,10 @@ def _tagset(pairs: Sequence[tuple[str, str]]) -> str:
     return ",".join(f"{k}={escape_tag(v)}" for k, v in sorted(pairs))
 
 
+_LINE = "{}{!r},q={}i {}".format
+_GOOD_LINE = "{}{!r},q=0i {}".format
+
+
 class ReadingLines:
     """Builds `reading_v1` lines for a plant's tags, indexed like `plant.resolved_tags()`."""
 
@@ -75,17 +79,16 @@ class ReadingLines:
         """One line per finite reading (InfluxDB cannot store NaN/inf; the engine reports those
         as sensor faults, so they are not lost)."""
         finite = np.isfinite(value)
-        prefix = self._prefix
-        return [
-            f"{prefix[i]}{v!r},q={q}i {t}"
-            for i, t, v, q in zip(
-                tag_index[finite].tolist(),
-                ts_ms[finite].tolist(),
-                value[finite].tolist(),
-                quality[finite].tolist(),
-                strict=True,
-            )
-        ]
+        if not finite.all():
+            tag_index, ts_ms, value, quality = (
+                tag_index[finite], ts_ms[finite], value[finite], quality[finite]
+            )  # fmt: skip
+        prefixes = map(self._prefix.__getitem__, tag_index.tolist())
+        # `map` over a bound `str.format` keeps the per-line work in C (a third faster than a
+        # comprehension of f-strings); nearly every reading is of good quality.
+        if not quality.any():
+            return list(map(_GOOD_LINE, prefixes, value.tolist(), ts_ms.tolist()))
+        return list(map(_LINE, prefixes, value.tolist(), quality.tolist(), ts_ms.tolist()))
 
 
 class EventLines:
