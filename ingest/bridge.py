@@ -13,9 +13,9 @@ with the broker (receive maximum), so the backlog waits in Mosquitto, not in our
 
 Gateway status (DOMAIN.md §6) is known only here, where every telemetry and status message of
 a gateway passes: the bridge keeps the `GatewayStatusBoard` the embedded runner keeps, ticks it
-once a second and publishes each gateway event as a `data_quality` event (`gateway_event`) to
-`{prefix}.alarms` and `{prefix}.alerts`, keyed by enterprise like the workers' events, in the
-same Kafka send as the batch whose acknowledgement follows — so `alerts serve` raises gateway
+once a second and publishes each gateway event as a `data_quality` event
+(`DataQualityEvent.to_event`) to `{prefix}.alarms` and `{prefix}.alerts`, keyed by enterprise
+like the workers' events, in the same Kafka send as the batch whose acknowledgement follows — so `alerts serve` raises gateway
 data-quality alerts as the embedded runner's alerting does. The board's first tick waits one
 silence period (3 × the longest gateway interval) after start, so a restarted bridge hears the
 live gateways before it judges them, instead of reporting every gateway offline for a moment.
@@ -26,12 +26,10 @@ board is off (logged): run one unshared bridge for gateway status.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
@@ -76,21 +74,6 @@ class BridgeTopics:
         prefix = settings.kafka.topic_prefix
         return cls(f"{prefix}.telemetry", f"{prefix}.deadletter", f"{prefix}.alarms",
                    f"{prefix}.alerts")  # fmt: skip
-
-
-def gateway_event(event: DataQualityEvent) -> dict[str, Any]:
-    """A gateway event as an engine `data_quality` event (docs/events.md): the fields of
-    `DataQualityEvent.to_json()` plus `source: null`, `state` (`active`, or `normal` when the
-    gateway is back, which closes its alert) and the deterministic `id` every event carries
-    (BLAKE2b of the rest, as stream/events.py computes it), which alerting requires and
-    deduplicates by."""
-    body = {
-        **event.to_json(),
-        "source": None,
-        "state": "normal" if event.condition == "gateway_online" else "active",
-    }
-    digest = hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=12)
-    return {"id": digest.hexdigest(), **body}
 
 
 class GatewayWatch:
@@ -205,7 +188,7 @@ class Bridge:
         topics = [t for t in (self.topics.alarms, self.topics.alerts) if t is not None]
         out: list[tuple[str, KafkaRecord]] = []
         for event in events:
-            record = KafkaRecord(event.enterprise.encode(), orjson.dumps(gateway_event(event)),
+            record = KafkaRecord(event.enterprise.encode(), orjson.dumps(event.to_event()),
                                  [], 0)  # fmt: skip
             out += [(topic, record) for topic in topics]
         return out

@@ -19,10 +19,12 @@ Pure: the caller passes times (epoch ms) to `observe` and `tick`; nothing reads 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import orjson
 
 from hazardwatch.types import RiskColour, Tier
 from ingest.directory import GatewayDirectory
@@ -62,6 +64,20 @@ class DataQualityEvent:
         if self.colour is not None:
             out["colour"] = self.colour.label
         return out
+
+    def to_event(self) -> dict[str, Any]:
+        """This change as an engine `data_quality` event for alerting (docs/events.md): the
+        fields of `to_json()` plus `source: null`, `state` (`active`, or `normal` when the
+        gateway is back, which closes its alert) and the deterministic `id` every event carries
+        (BLAKE2b of the rest, as stream/events.py computes it), which alerting requires and
+        deduplicates by."""
+        body = {
+            **self.to_json(),
+            "source": None,
+            "state": "normal" if self.condition == "gateway_online" else "active",
+        }
+        digest = hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=12)
+        return {"id": digest.hexdigest(), **body}
 
 
 class _Availability:

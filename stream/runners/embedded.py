@@ -201,7 +201,7 @@ class EmbeddedRunner:
             if e.condition in ("gateway_offline", "gateway_online"):
                 lines.append(gateway_line(e.enterprise, e.gateway,
                                           e.condition == "gateway_online", e.ts_ms))  # fmt: skip
-            self.alerting.service.handle(e.to_json())
+            self.alerting.service.handle(e.to_event())
         with self._lock:
             self.pipeline.add_lines(lines)
 

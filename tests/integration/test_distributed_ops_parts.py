@@ -16,7 +16,7 @@ from alerting.policy import load_routing
 from alerting.service import AlertService, areas_from_plant, names_from_plant
 from hazardwatch.plant.loader import load_plant
 from hazardwatch.types import RiskColour, Severity
-from ingest.bridge import GatewayWatch, gateway_event
+from ingest.bridge import GatewayWatch
 from ingest.directory import GatewayDirectory
 from ingest.status import DataQualityEvent
 from stream.policy import EnginePolicy
@@ -40,9 +40,9 @@ def test_gateway_events_raise_and_close_a_data_quality_alert(tmp_path: Path) -> 
     lines = AlertLines([], lambda: now[0])
     service.on_saved = lines.observe
 
-    offline = gateway_event(DataQualityEvent(T0, "E1", "GW1", "gateway_offline", T0))
+    offline = DataQualityEvent(T0, "E1", "GW1", "gateway_offline", T0).to_event()
     assert offline["type"] == "data_quality" and offline["state"] == "active"
-    assert offline == gateway_event(DataQualityEvent(T0, "E1", "GW1", "gateway_offline", T0))
+    assert offline == DataQualityEvent(T0, "E1", "GW1", "gateway_offline", T0).to_event()
     assert service.handle(offline) == 0  # silent at onset
     assert service.rejected == {}
     [alert] = service.book.alerts.values()
@@ -56,7 +56,7 @@ def test_gateway_events_raise_and_close_a_data_quality_alert(tmp_path: Path) -> 
     assert service.handle(offline) == 0 and service.book.counters["duplicate"] == 1
 
     online = DataQualityEvent(now[0], "E1", "GW1", "gateway_online", T0)
-    assert service.handle(gateway_event(online)) == 1  # the county hears the gateway is back
+    assert service.handle(online.to_event()) == 1  # the county hears the gateway is back
     assert alert.cleared_ms == now[0] and not service.book.active()
     assert service.rejected == {}
 

@@ -19,8 +19,15 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
+from alerting.auth import token_hash
 from alerting.channels.webhook import verify_webhook
-from ingest.protocol import encode_batch, telemetry_topic
+from ingest.protocol import (
+    GatewayState,
+    encode_batch,
+    encode_status,
+    status_topic,
+    telemetry_topic,
+)
 from tests.processes import free_port, influx_rows, wait_until
 from tests.services import Endpoints
 
@@ -102,15 +109,15 @@ class WebhookReceiver:
 class Runner:
     """`hazardwatch run` as a child process."""
 
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+        self.env, self.log, self.args = env, log, args
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         handle = open(self.log, "ab")  # noqa: SIM115 - the child owns it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hazardwatch.cli", "run"], env=self.env, stdout=handle,
-            stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "hazardwatch.cli", "run", *self.args], env=self.env,
+            stdout=handle, stderr=subprocess.STDOUT,
         )  # fmt: skip
         port = self.env["HAZARDWATCH_HTTP__PORT"]
         wait_until(lambda: self._healthy(port), 30, f"runner health\n{self.tail()}")
@@ -265,3 +272,49 @@ def test_alarm_reaches_influx_and_webhook_and_survives_sigkill(
     # SIGTERM drains and exits cleanly.
     assert runner.signal(signal.SIGTERM) == 0
     gateway.close()
+
+
+def test_gateway_last_will_opens_a_data_quality_alert_and_coming_back_closes_it(
+    endpoints: Endpoints,
+    runner_env: tuple[dict[str, str], WebhookReceiver],
+    influx_database: str,
+    tmp_path: Path,
+) -> None:
+    env, _ = runner_env
+    token = "runner-test-token"
+    tokens = {"tokens": [{"user": "e1.control", "tier": "enterprise", "area": "E1",
+                          "sha256": token_hash(token)}]}  # fmt: skip
+    (tmp_path / "tokens.json").write_text(json.dumps(tokens), "utf-8")
+    runner = Runner(env, tmp_path / "runner.log", "--tokens", str(tmp_path / "tokens.json"))
+    runner.start()
+    gateway = Gateway(endpoints, env["HAZARDWATCH_MQTT__TOPIC_PREFIX"])
+    status = status_topic(env["HAZARDWATCH_MQTT__TOPIC_PREFIX"], "E1", "GW1")
+    api = f"http://127.0.0.1:{env['HAZARDWATCH_HTTP__API_PORT']}/api/v1/alerts"
+
+    def publish_status(state: GatewayState, ts_ms: int) -> None:
+        message = gateway.client.publish(status, encode_status("GW1", state, ts_ms), qos=1)
+        message.wait_for_publish(5)
+
+    def gateway_alerts() -> list[dict[str, Any]]:
+        alerts = httpx.get(api, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+        return [a for a in alerts.json()["alerts"] if a["kind"] == "data_quality"]
+
+    try:
+        gateway.send(10.0)
+        now = int(time.time() * 1000)
+        publish_status("offline", now)  # the gateway's last will
+        gone = wait_until(
+            lambda: influx_rows(endpoints.influx_url, influx_database,
+                                'SELECT * FROM "gateway_v1" WHERE "online" = 0'),
+            what="gateway_v1 offline point",
+        )  # fmt: skip
+        assert gone[0]["gateway"] == "GW1"
+        (alert,) = wait_until(gateway_alerts, what=f"data-quality alert\n{runner.tail()}")
+        assert alert["gateway"] == "GW1" and not alert["normal"]
+        publish_status("online", now + 1000)
+        gateway.send(10.0)
+        wait_until(lambda: all(a["normal"] for a in gateway_alerts()),
+                   what="the gateway's alert back to normal")  # fmt: skip
+    finally:
+        gateway.close()
+        assert runner.signal(signal.SIGTERM) == 0
