@@ -15,10 +15,10 @@ Gateway status (DOMAIN.md §6) is known only here, where every telemetry and sta
 a gateway passes: the bridge keeps the `GatewayStatusBoard` the embedded runner keeps, ticks it
 once a second and publishes each gateway event as a `data_quality` event
 (`DataQualityEvent.to_event`) to `{prefix}.alarms` and `{prefix}.alerts`, keyed by enterprise
-like the workers' events, in the same Kafka send as the batch whose acknowledgement follows — so `alerts serve` raises gateway
-data-quality alerts as the embedded runner's alerting does. The board's first tick waits one
-silence period (3 × the longest gateway interval) after start, so a restarted bridge hears the
-live gateways before it judges them, instead of reporting every gateway offline for a moment.
+like the workers' events, in the same Kafka send as the batch whose acknowledgement follows — so
+`alerts serve` raises gateway data-quality alerts as the embedded runner's alerting does. The
+board judges a gateway not heard since start only after its own silence period (3 × its
+interval), so a restarted bridge does not report every gateway offline for a moment.
 With `--share-group` each bridge sees only part of every gateway's messages, so there the
 board is off (logged): run one unshared bridge for gateway status.
 """
@@ -43,7 +43,7 @@ from ingest.directory import GatewayDirectory
 from ingest.mqtt import Delivery, LinkOptions, MqttLink
 from ingest.records import KafkaRecord, deadletter_kafka_record, telemetry_records
 from ingest.results import Decoded
-from ingest.status import SILENCE_FACTOR, DataQualityEvent, GatewayStatusBoard
+from ingest.status import DataQualityEvent, GatewayStatusBoard
 
 log = logging.getLogger(__name__)
 
@@ -79,20 +79,18 @@ class BridgeTopics:
 class GatewayWatch:
     """The gateway status board on the wall clock: observe deliveries, `due(now)` for events.
 
-    The first tick comes one silence period after `start` (see the module docstring), then one
-    every `STATUS_TICK_MS`; `ticked` says whether the board has judged the gateways yet.
+    The first tick comes at `start`, then one every `STATUS_TICK_MS`; `ticked` says whether the
+    board has judged the gateways yet.
     """
 
     def __init__(self, directory: GatewayDirectory) -> None:
         self.board = GatewayStatusBoard(directory)
-        silence = max((g.interval_s for g in directory.gateways.values()), default=0.0)
-        self.grace_ms = int(SILENCE_FACTOR * silence * 1000)
         self._next_ms: int | None = None
         self.ticked = False
 
     def start(self, now_ms: int) -> None:
-        """The link is up: the first tick comes one silence period from now."""
-        self._next_ms = now_ms + self.grace_ms
+        """The link is up: the board starts counting silences now."""
+        self._next_ms = now_ms
 
     def observe(self, batch: list[Delivery[Decoded]]) -> None:
         """Take a batch's messages (refused ones are ignored by the board)."""

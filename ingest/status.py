@@ -174,8 +174,12 @@ class GatewayStatusBoard:
             return lwt
         last = self._last_seen[gateway]
         if last is None:
-            assert self._started_ms is not None
-            return self._started_ms
+            # Not heard since start: judged like a silence from the start, so a restart does
+            # not report every gateway offline until its first message (since start: we do
+            # not know what happened before).
+            started = self._started_ms
+            assert started is not None
+            return started if now_ms >= started + self._silence_ms[gateway] else None
         silent_from = last + self._silence_ms[gateway]
         return silent_from if now_ms >= silent_from else None
 

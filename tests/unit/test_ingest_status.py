@@ -91,3 +91,17 @@ def test_online_rates_over_window() -> None:
     # T3 (gateway G2) never reported: offline the whole window since the board started
     assert site.board.tag_online_rate("T3", 4 * HOUR, end) == 0.0
     assert site.board.gateway_online_rate("G2", 4 * HOUR, end) == 0.0
+
+
+def test_gateway_not_heard_since_start_waits_its_own_silence_period() -> None:
+    """A restart does not report every gateway offline before its first message: G1 (10 s)
+    gets 30 s, G2 (60 s) 3 min, each counted from the board's start."""
+    site = Site()
+    assert site.conditions(NOW_MS) == []
+    site.telemetry(NOW_MS + 5_000)  # G1 reports; G2 and H1 stay silent
+    assert site.conditions(NOW_MS + 29_000) == []
+    offline = site.conditions(NOW_MS + 31_000)
+    assert ("G1", "gateway_offline", NOW_MS) not in offline  # G1 was heard
+    assert ("H1", "gateway_offline", NOW_MS) in offline  # 10 s interval, never heard
+    assert ("G2", "gateway_offline", NOW_MS) not in offline  # 60 s interval: not yet
+    assert ("G2", "gateway_offline", NOW_MS) in site.conditions(NOW_MS + 180_000)
