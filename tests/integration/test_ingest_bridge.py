@@ -40,12 +40,17 @@ def now_ms() -> int:
 class BridgeProcess:
     """`hazardwatch bridge` as a subprocess with settings from the environment."""
 
-    def __init__(self, endpoints: Endpoints, prefix: str, client_id: str, topics: tuple[str, str]):
+    def __init__(
+        self, endpoints: Endpoints, prefix: str, client_id: str, topics: tuple[str, str],
+        private: dict[str, str],
+    ) -> None:  # fmt: skip
         self.env = {
             **os.environ,
             "HAZARDWATCH_MQTT__URL": f"mqtt://{endpoints.mqtt_host}:{endpoints.mqtt_port}",
             "HAZARDWATCH_MQTT__TOPIC_PREFIX": prefix,
             "HAZARDWATCH_KAFKA__BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap,
+            "HAZARDWATCH_INFLUX__URL": endpoints.influx_url,
+            **private,  # its spool, InfluxDB database and gateway-event topics: this test's own
         }
         self.args = [
             str(HAZARDWATCH), "bridge", "--plant", str(PLANT), "--client-id", client_id,
@@ -83,13 +88,22 @@ class BridgeProcess:
 
 @pytest.fixture
 def bridge_factory(
-    endpoints: Endpoints, mqtt_prefix: str, unique_name: Callable[[str], str]
+    endpoints: Endpoints,
+    mqtt_prefix: str,
+    unique_name: Callable[[str], str],
+    influx_database: str,
+    tmp_path: Path,
 ) -> Iterator[Callable[[tuple[str, str]], BridgeProcess]]:
     made: list[BridgeProcess] = []
     client_id = unique_name("bridge")
+    private = {
+        "HAZARDWATCH_DATA_DIR": str(tmp_path / "data"),
+        "HAZARDWATCH_INFLUX__DATABASE": influx_database,
+        "HAZARDWATCH_KAFKA__TOPIC_PREFIX": unique_name("bridgetest"),
+    }
 
     def make(topics: tuple[str, str]) -> BridgeProcess:
-        bridge = BridgeProcess(endpoints, mqtt_prefix, client_id, topics)
+        bridge = BridgeProcess(endpoints, mqtt_prefix, client_id, topics, private)
         made.append(bridge)
         return bridge
 
