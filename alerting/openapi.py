@@ -52,7 +52,7 @@ ROUTES = (
 )  # fmt: skip
 
 _ERRORS = {
-    "401": {"description": "missing or unknown bearer token"},
+    "401": {"description": "missing, unknown or expired bearer token"},
     "404": {"description": "no such alert in the caller's scope"},
     "409": {"description": "refused by the life-cycle (code: not_normal, no_feedback, "
             "needs_regulator, cleared)"},

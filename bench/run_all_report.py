@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BENCHMARKS = ("ceilings", "engine", "ingest", "simulators", "alerting", "pipeline", "peer")
+BENCHMARKS = (
+    "ceilings",
+    "engine",
+    "ingest",
+    "simulators",
+    "alerting",
+    "alerting_dq",
+    "pipeline",
+    "peer",
+)
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, "<": operator.lt, ">": operator.gt,
@@ -87,6 +96,11 @@ FIGURES: tuple[Figure, ...] = (
        ceiling="alerting.receiver_ceiling_per_s"),
     _f("alerting.delivery_latency_p50_ms", "ms"),
     _f("alerting.delivery_latency_p99_ms", "ms"),
+    _f("alerting_dq.dq_events_per_s_2000", "events/s",
+       ceiling="alerting_dq.ceiling_events_per_s"),
+    _f("alerting_dq.dq_events_per_s_20000", "events/s",
+       ceiling="alerting_dq.ceiling_events_per_s"),
+    _f("alerting_dq.per_event_growth", "×", Target("<=", 2)),
     _f("pipeline.pipeline_readings_per_s", "readings/s", Target(">=", 100_000),
        Target(">=", ref="pipeline.influx_ceiling_points_per_s", factor=0.5),
        ceiling="pipeline.influx_ceiling_points_per_s"),
