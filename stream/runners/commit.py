@@ -115,6 +115,9 @@ class SinkWriter:
         self.on_written = on_written
         self.retry_s = retry_s
         self.stats = WriterStats()
+        # The last write found the spool full: input is paused until InfluxDB takes a batch.
+        # (The spool's fill stays just below 1: the batch that did not fit is not in it.)
+        self.spool_full = False
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_groups)
         self._thread = threading.Thread(target=self._run, name="influx-writer", daemon=True)
         self._posters = ThreadPoolExecutor(in_flight, thread_name_prefix="influx-post")
@@ -263,9 +266,11 @@ class SinkWriter:
             began = time.perf_counter()
             try:
                 self.sink.write(batch)
+                self.spool_full = False
                 return True
             except SpoolFullError as exc:
                 self.stats.spool_full_waits += 1
+                self.spool_full = True
                 if not warned:
                     log.error("%s; waiting for InfluxDB, input paused", exc)
                     warned = True

@@ -246,13 +246,14 @@ class EmbeddedRunner:
         }
 
     def health(self) -> dict[str, Any]:
-        """`/healthz`: MQTT connected and the spool not full."""
+        """`/healthz`: MQTT connected and the spool not full (input not paused)."""
         connected = self.link.connected
-        spool_ok = self.sink.spool.fill < 1.0
+        spool_full = self.writer.spool_full or self.sink.spool.fill >= 1.0
         return {
-            "ok": bool(connected and spool_ok),
+            "ok": bool(connected and not spool_full),
             "mqtt_connected": connected,
             "spool_fill": round(self.sink.spool.fill, 4),
+            "spool_full": spool_full,
             "engine_restored": self.pipeline.restored,
         }
 

@@ -313,9 +313,11 @@ def _spool_case(case: Case, endpoints: Endpoints, tmpfs: bool) -> None:
     while time.monotonic() < deadline:  # the fault itself: InfluxDB down this long
         with contextlib.suppress(httpx.HTTPError):
             health = rig.health()
-            # full: the next batch no longer fits, a batch or less below the limit
-            full_seen |= health.get("spool_fill", 0) >= SPOOL_FULL_FILL
-            unhealthy_seen |= not health.get("ok", True)
+            # full: the next batch no longer fits (the runner says so), or the fill is a batch
+            # or less below the limit
+            paused = bool(health.get("spool_full"))
+            full_seen |= paused or health.get("spool_fill", 0) >= SPOOL_FULL_FILL
+            unhealthy_seen |= paused and not health.get("ok", True)
         stat = os.statvfs(spool_dir)
         least_free = min(least_free, stat.f_bavail * stat.f_frsize)
         time.sleep(0.5)
@@ -326,4 +328,6 @@ def _spool_case(case: Case, endpoints: Endpoints, tmpfs: bool) -> None:
         spool_fs_least_free_bytes=least_free,
     )
     case.report.recovery["fault took effect (spool full)"] = full_seen or least_free < 4096
+    # A control room's monitoring must see the pause: /healthz fails while input waits.
+    case.report.recovery["healthz not ok while input paused"] = unhealthy_seen
     _verify_embedded(case, rig, workload, publisher, ref.result())
