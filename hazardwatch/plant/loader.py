@@ -1,8 +1,11 @@
 """Load plant and policy YAML files; every error names file, line and field.
 
-PyYAML's composer keeps the start mark of every node; each pydantic error location (and each
-cross-reference problem of `plant_problems`) is walked down that node tree to find its line.
-All errors of a file are collected and raised together as one `ConfigFileError`.
+A file is read twice only when it has an error. First libyaml's parse events become plain data
+directly (`yaml_events`), and pydantic and the cross-reference checks run on that. If anything is
+wrong, the file's node tree is composed (libyaml's composer, or PyYAML's for text libyaml refuses,
+so syntax messages stay PyYAML's): it keeps the start mark of every node, and each pydantic error
+location (and each problem of `plant_problems`) is walked down it to find its line. All errors of
+a file are collected and raised together as one `ConfigFileError`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.constructor import ConstructorError
 
 from hazardwatch.errors import ConfigError
 from hazardwatch.plant.checks import Loc, format_loc, plant_problems
 from hazardwatch.plant.model import Plant
 from hazardwatch.plant.policy import PolicyFile
+from hazardwatch.plant.yaml_events import MAX_DEPTH, TooDeepError, gc_paused, parse_events
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -50,8 +55,9 @@ def _key_nodes(node: yaml.MappingNode) -> dict[object, tuple[yaml.Node, yaml.Nod
     return {k.value: (k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)}
 
 
-def locate(root: yaml.Node | None, loc: Loc) -> tuple[int, str]:
-    """Line (1-based) and dotted field of `loc` in the YAML tree rooted at `root`."""
+def locate(tree: SourceTree | yaml.Node | None, loc: Loc) -> tuple[int, str]:
+    """Line (1-based) and dotted field of `loc` in a file's YAML tree (or below a node)."""
+    root = tree.root if isinstance(tree, SourceTree) else tree
     if root is None:
         return 1, format_loc(loc)
     node, line = root, root.start_mark.line + 1
@@ -109,24 +115,123 @@ def _duplicate_keys(root: yaml.Node | None, file: str) -> list[ConfigIssue]:
 _YAML_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
 
 
-def _compose(text: str, file: str) -> tuple[yaml.Node | None, Any]:
+def _line_at(text: str, position: int) -> int:
+    return len(_YAML_BREAK.findall(text, 0, position)) + 1
+
+
+def _checked_timestamp(loader: _PyLines | _CLines, node: yaml.ScalarNode) -> Any:
     try:
-        loader = yaml.SafeLoader(text)  # the reader checks every character here already
-    except yaml.reader.ReaderError as exc:  # a character YAML forbids (e.g. \x0b pasted in)
-        line = len(_YAML_BREAK.findall(text, 0, exc.position)) + 1
-        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
-        problem = f"YAML syntax: character U+{ord(char):04X} is not allowed"
-        raise ConfigFileError([ConfigIssue(file, line, "", problem)]) from exc
+        return loader.construct_yaml_timestamp(node)
+    except ValueError as exc:  # `2024-13-45` looks like a date to the resolver, not to datetime
+        problem = f"invalid date {node.value!r} ({exc})"
+        raise ConstructorError(None, None, problem, node.start_mark) from exc
+
+
+class _PyLines(yaml.SafeLoader):
+    """PyYAML's own parser: its messages for files libyaml refuses."""
+
+
+class _CLines(yaml.CSafeLoader):
+    """libyaml's parser and composer: the same node tree and marks, several times faster."""
+
+
+for _loader in (_PyLines, _CLines):
+    _loader.add_constructor("tag:yaml.org,2002:timestamp", _checked_timestamp)
+
+
+def _compose_with(loader: _PyLines | _CLines, construct: bool) -> tuple[yaml.Node | None, Any]:
     try:
         root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
+        data = loader.construct_document(root) if construct and root is not None else None
+    finally:
+        loader.dispose()
+    return root, data
+
+
+def _compose_python(text: str, file: str, construct: bool) -> tuple[yaml.Node | None, Any]:
+    try:
+        loader = _PyLines(text)  # the reader checks every character here already
+    except yaml.reader.ReaderError as exc:  # a character YAML forbids (e.g. \x0b pasted in)
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        problem = f"YAML syntax: character U+{ord(char):04X} is not allowed"
+        line = _line_at(text, exc.position)
+        raise ConfigFileError([ConfigIssue(file, line, "", problem)]) from exc
+    try:
+        return _compose_with(loader, construct)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         raise ConfigFileError([ConfigIssue(file, line, "", f"YAML syntax: {exc.problem}")]) from exc
-    finally:
-        loader.dispose()
-    return root, data
+    except RecursionError as exc:  # only if PyYAML reads deeper than libyaml before its error
+        problem = f"YAML syntax: nested deeper than {MAX_DEPTH} levels"
+        raise ConfigFileError([ConfigIssue(file, 1, "", problem)]) from exc
+
+
+class SourceTree:
+    """The YAML node tree of a file, whose marks give every value's line; composed on first use,
+    so a valid file loaded on the fast path never builds it."""
+
+    def __init__(self, text: str, file: str, libyaml: bool) -> None:
+        self._text, self._file, self._libyaml = text, file, libyaml
+        self._root: yaml.Node | None = None
+        self.composed = False
+
+    def compose(self, construct: bool = False) -> Any:
+        """Compose the tree now; with `construct`, return the document's data too."""
+        with gc_paused():
+            if self._libyaml:  # the fast path read the whole file: no nesting beyond MAX_DEPTH
+                try:
+                    self._root, data = _compose_with(_CLines(self._text), construct)
+                except yaml.YAMLError:  # composer errors (aliases, documents): PyYAML's words
+                    self._libyaml = False
+            if not self._libyaml:
+                self._root, data = _compose_python(self._text, self._file, construct)
+        self.composed = True
+        return data
+
+    @property
+    def root(self) -> yaml.Node | None:
+        """The document's root node (None for an empty document)."""
+        if not self.composed:
+            self.compose()
+        return self._root
+
+
+def _parse(text: str, file: str) -> tuple[SourceTree, Any]:
+    """The file's data and its (lazy) node tree: libyaml's events straight to data when they
+    allow it, the node tree otherwise (see yaml_events). Where the two parsers disagree (tabs,
+    characters libyaml refuses), PyYAML decides, as it did before libyaml was used."""
+    if "\t" in text:  # PyYAML refuses a tab outside quotes and comments, libyaml often takes it
+        tree = SourceTree(text, file, libyaml=False)
+        return tree, tree.compose(construct=True)
+    try:
+        parsed = parse_events(text)
+    except TooDeepError as exc:
+        raise ConfigFileError([ConfigIssue(file, exc.line, "", f"YAML syntax: {exc}")]) from exc
+    except (yaml.YAMLError, ValueError):  # libyaml refuses the text: PyYAML says where and why
+        tree = SourceTree(text, file, libyaml=False)
+        return tree, tree.compose(construct=True)
+    tree = SourceTree(text, file, libyaml=True)
+    if parsed.needs_tree:
+        return tree, tree.compose(construct=True)
+    return tree, parsed.data
+
+
+def _read(path: Path, file: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigFileError([ConfigIssue(file, 1, "", f"cannot read: {exc.strerror}")]) from exc
+    except UnicodeDecodeError:
+        raw = path.read_bytes()
+        try:
+            raw.decode("utf-8")
+            position = 0  # the file changed in between; its start is as good a line as any
+        except UnicodeDecodeError as exc:
+            position = exc.start
+        head = raw[:position].decode("utf-8", "replace")
+        problem = f"cannot read: not UTF-8 (byte 0x{raw[position]:02X})" if raw else "cannot read"
+        raise ConfigFileError([ConfigIssue(file, _line_at(head, len(head)), "", problem)]) from None
 
 
 def _has_child_error(loc: tuple[str | int, ...], errors: Sequence[Any]) -> bool:
@@ -140,49 +245,53 @@ def _message(error: dict[str, Any]) -> str:
 
 def validate_file(
     path: Path, model: type[ModelT], context: dict[str, Any] | None = None
-) -> tuple[ModelT, yaml.Node | None, str]:
+) -> tuple[ModelT, SourceTree, str]:
+    """Read and validate a YAML file into `model`: the instance, the file's node tree (for
+    `locate`, composed only when asked for) and the file name; raises ConfigFileError."""
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigFileError([ConfigIssue(file, 1, "", f"cannot read: {exc.strerror}")]) from exc
-    root, data = _compose(text, file)
-    if data is None:
-        raise ConfigFileError([ConfigIssue(file, 1, "", "file is empty")])
-    issues = _duplicate_keys(root, file)
-    try:
-        instance = model.model_validate(data, context=context)
-    except ValidationError as exc:
-        merged: dict[tuple[int, str], list[str]] = {}
-        errors = exc.errors()
-        for error in errors:
-            if error["type"] == "too_short" and _has_child_error(error["loc"], errors):
-                continue  # pydantic counts failed items as missing: the item errors say it all
-            line, field = locate(root, tuple(error["loc"]))
-            messages = merged.setdefault((line, field), [])
-            if _message(dict(error)) not in messages:  # union members repeat themselves
-                messages.append(_message(dict(error)))
-        issues += [ConfigIssue(file, ln, fd, "; or ".join(ms)) for (ln, fd), ms in merged.items()]
-        raise ConfigFileError(issues) from exc
+    text = _read(path, file)
+    with gc_paused():
+        tree, data = _parse(text, file)
+        if data is None:
+            raise ConfigFileError([ConfigIssue(file, 1, "", "file is empty")])
+        issues = _duplicate_keys(tree.root, file) if tree.composed else []
+        try:
+            instance = model.model_validate(data, context=context)
+        except ValidationError as exc:
+            raise ConfigFileError(issues + _validation_issues(exc, tree, file)) from exc
     if issues:
         raise ConfigFileError(issues)
-    return instance, root, file
+    return instance, tree, file
+
+
+def _validation_issues(exc: ValidationError, tree: SourceTree, file: str) -> list[ConfigIssue]:
+    merged: dict[tuple[int, str], list[str]] = {}
+    errors = exc.errors()
+    for error in errors:
+        if error["type"] == "too_short" and _has_child_error(error["loc"], errors):
+            continue  # pydantic counts failed items as missing: the item errors say it all
+        line, field = locate(tree, tuple(error["loc"]))
+        messages = merged.setdefault((line, field), [])
+        if _message(dict(error)) not in messages:  # union members repeat themselves
+            messages.append(_message(dict(error)))
+    return [ConfigIssue(file, ln, fd, "; or ".join(ms)) for (ln, fd), ms in merged.items()]
 
 
 def load_plant(path: str | Path) -> Plant:
     """Load and fully check a plant file; raises ConfigFileError listing every problem."""
-    plant, root, file = validate_file(Path(path), Plant, context={"cross_checks": False})
-    problems = plant_problems(plant)
-    if problems:
-        issues = []
-        for problem in problems:
-            line, _ = locate(root, problem.loc)
-            issues.append(ConfigIssue(file, line, problem.field, problem.message))
-        raise ConfigFileError(issues)
+    with gc_paused():
+        plant, tree, file = validate_file(Path(path), Plant, context={"cross_checks": False})
+        problems = plant_problems(plant)
+        if problems:
+            issues = []
+            for problem in problems:
+                line, _ = locate(tree, problem.loc)
+                issues.append(ConfigIssue(file, line, problem.field, problem.message))
+            raise ConfigFileError(issues)
     return plant
 
 
 def load_policy(path: str | Path) -> PolicyFile:
     """Load a policy file (`risk:` checked, `routing:` kept as-is); raises ConfigFileError."""
-    policy, _root, _file = validate_file(Path(path), PolicyFile)
+    policy, _tree, _file = validate_file(Path(path), PolicyFile)
     return policy
