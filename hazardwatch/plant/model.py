@@ -23,8 +23,9 @@ Defaults resolve tag > unit `defaults:` > hazard source `defaults:` > plant `def
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -47,6 +48,7 @@ Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 PositiveSeconds = Annotated[float, Field(gt=0)]
 NonNegativeSeconds = Annotated[float, Field(ge=0)]
 Defaults = dict[Quantity, QuantityDefaults]
+_T = TypeVar("_T")
 
 
 class _Frozen(BaseModel):
@@ -277,12 +279,26 @@ class Plant(_Frozen):
         return [tag for s in self.hazard_sources for u in s.units for tag in u.tags]
 
     def resolved_tags(self) -> tuple[ResolvedTag, ...]:
-        """Every tag with all defaults applied and every number concrete (see module doc)."""
-        return resolve_tags(self)
+        """Every tag with all defaults applied and every number concrete (see module doc);
+        resolved once per plant."""
+        return self._memo("resolved_tags", resolve_tags)
 
     def resolved_rules(self) -> tuple[PlacedRule, ...]:
         """Derived-condition rules with their enterprise/source/unit (frozen_value excluded)."""
-        return place_rules(self)
+        return self._memo("resolved_rules", place_rules)
+
+    def _memo(self, name: str, compute: Callable[[Plant], _T]) -> _T:
+        # The runner's components each ask for the resolved tags (seconds at 100,000 tags). A
+        # plant is immutable, but `model_copy(update=...)` copies `__dict__`, this memo included,
+        # into a plant with other fields: so the memo keeps the fields it was computed from.
+        # Extra `__dict__` keys are not fields: equality, hash, repr and dumps ignore them.
+        fields = (self.hazard_sources, self.gateways, self.defaults)
+        memo = self.__dict__.get(f"_memo_{name}")
+        if memo is not None and all(a is b for a, b in zip(memo[0], fields, strict=True)):
+            return memo[1]  # type: ignore[no-any-return]
+        value = compute(self)
+        self.__dict__[f"_memo_{name}"] = (fields, value)
+        return value
 
 
 # Imported last: these modules only type-reference the classes above.

@@ -90,17 +90,21 @@ def default_severity(quantity: Quantity, key: str) -> Severity:
     return Severity.S2 if key in ("LL", "HH") else Severity.S1
 
 
-def _pick(
-    field: str, tag: Tag, layers: Sequence[dict[Quantity, QuantityDefaults]]
-) -> float | str | None:
-    value = getattr(tag, field)
-    if value is not None:
-        return value  # type: ignore[no-any-return]
+_FIELDS = ("deadband", "on_delay_s", "off_delay_s", "frozen_after_s", "frozen_band")
+_Layered = dict[str, float | str | None]
+
+
+def _layered(quantity: Quantity, layers: Sequence[dict[Quantity, QuantityDefaults]]) -> _Layered:
+    """Each defaults field for `quantity`: the first layer (innermost first) that sets it."""
+    out: _Layered = dict.fromkeys(_FIELDS)
     for layer in layers:
-        block = layer.get(tag.quantity)
-        if block is not None and getattr(block, field) is not None:
-            return getattr(block, field)  # type: ignore[no-any-return]
-    return None
+        block = layer.get(quantity)
+        if block is None:
+            continue
+        for field in _FIELDS:
+            if out[field] is None:
+                out[field] = getattr(block, field)
+    return out
 
 
 def _limits(tag: Tag) -> tuple[LimitSpec, ...]:
@@ -123,6 +127,31 @@ def _limits(tag: Tag) -> tuple[LimitSpec, ...]:
     return tuple(specs)
 
 
+class _Shared:
+    """Equal limit sets and span values resolve once: a generated plant repeats a few limit
+    sets over 100,000 tags, and LimitSpec tuples are immutable, so the tags can share them."""
+
+    def __init__(self) -> None:
+        self._limits: dict[object, tuple[LimitSpec, ...]] = {}
+        self._spans: dict[tuple[float | str, float], float] = {}
+
+    def limits(self, tag: Tag) -> tuple[LimitSpec, ...]:
+        severity = tuple(sorted(tag.severity.items())) if tag.severity else None
+        key = (tag.quantity, tag.limits, severity, tag.order10)
+        found = self._limits.get(key)
+        if found is None:
+            found = self._limits[key] = _limits(tag)
+        return found
+
+    def absolute(self, value: float | str, span: float) -> float:
+        if not isinstance(value, str):
+            return float(value)
+        found = self._spans.get((value, span))
+        if found is None:
+            found = self._spans[(value, span)] = span_value_to_absolute(value, span)
+        return found
+
+
 def resolve_tags(plant: Plant) -> tuple[ResolvedTag, ...]:
     """One ResolvedTag per tag of `plant`, in file order (plant must be cross-checked)."""
     gateway_of = {tag_id: gw for gw in plant.gateways for tag_id in gw.tags}
@@ -133,17 +162,23 @@ def resolve_tags(plant: Plant) -> tuple[ResolvedTag, ...]:
         for rule in unit.rules
         if isinstance(rule, FrozenValueRule)
     }
+    shared = _Shared()
     out: list[ResolvedTag] = []
     for source in plant.hazard_sources:
         for unit in source.units:
-            layers = [unit.defaults, source.defaults, plant.defaults, BUILTIN_DEFAULTS]
+            layers = (unit.defaults, source.defaults, plant.defaults, BUILTIN_DEFAULTS)
+            by_quantity: dict[Quantity, _Layered] = {}
             for tag in unit.tags:
-                span = tag.span
+                defaults = by_quantity.get(tag.quantity)
+                if defaults is None:
+                    defaults = by_quantity[tag.quantity] = _layered(tag.quantity, layers)
+                span = tag.range[1] - tag.range[0]
                 gateway = gateway_of[tag.id]
-                on_delay = float(_pick("on_delay_s", tag, layers) or 0.0)
-                off_delay = _pick("off_delay_s", tag, layers)
-                frozen_after = _pick("frozen_after_s", tag, layers)
-                frozen_band = _pick("frozen_band", tag, layers) or 0.0
+                deadband = _first(tag.deadband, defaults["deadband"])
+                on_delay = float(_first(tag.on_delay_s, defaults["on_delay_s"]) or 0.0)
+                off_delay = _first(tag.off_delay_s, defaults["off_delay_s"])
+                frozen_after = _first(tag.frozen_after_s, defaults["frozen_after_s"])
+                frozen_band = _first(tag.frozen_band, defaults["frozen_band"]) or 0.0
                 rule = frozen_rules.get(tag.id)
                 if rule is not None:
                     frozen_after, frozen_band = rule.duration_s, rule.noise_band
@@ -159,21 +194,23 @@ def resolve_tags(plant: Plant) -> tuple[ResolvedTag, ...]:
                         gateway=gateway.id,
                         range_min=tag.range[0],
                         range_max=tag.range[1],
-                        limits=_limits(tag),
-                        deadband=span_value_to_absolute(
-                            _pick("deadband", tag, layers) or 0.0, span
-                        ),
+                        limits=shared.limits(tag),
+                        deadband=shared.absolute(deadband or 0.0, span),
                         on_delay_s=on_delay,
                         off_delay_s=on_delay if off_delay is None else float(off_delay),
                         expected_interval_s=tag.expected_interval_s or gateway.interval_s,
                         frozen_after_s=None if frozen_after is None else float(frozen_after),
-                        frozen_band=span_value_to_absolute(frozen_band, span),
+                        frozen_band=shared.absolute(frozen_band, span),
                         order10=tag.order10,
                         independent_of=tag.independent_of,
                         occupied_area=unit.occupied_area,
                     )
                 )
     return tuple(out)
+
+
+def _first(value: float | str | None, default: float | str | None) -> float | str | None:
+    return value if value is not None else default
 
 
 def place_rules(plant: Plant) -> tuple[PlacedRule, ...]:
