@@ -22,7 +22,7 @@ from yaml.constructor import ConstructorError
 
 from hazardwatch.errors import ConfigError
 from hazardwatch.plant.checks import Loc, format_loc, plant_problems
-from hazardwatch.plant.model import Plant
+from hazardwatch.plant.model import SHARE_EQUAL, Plant
 from hazardwatch.plant.policy import PolicyFile
 from hazardwatch.plant.yaml_events import MAX_DEPTH, TooDeepError, gc_paused, parse_events
 
@@ -139,16 +139,22 @@ for _loader in (_PyLines, _CLines):
     _loader.add_constructor("tag:yaml.org,2002:timestamp", _checked_timestamp)
 
 
-def _compose_with(loader: _PyLines | _CLines, construct: bool) -> tuple[yaml.Node | None, Any]:
+_Composed = tuple[yaml.Node | None, Any, list[ConfigIssue]]
+
+
+def _compose_with(loader: _PyLines | _CLines, file: str, construct: bool) -> _Composed:
+    """Root node, data (with `construct`) and duplicate keys — found before the constructor
+    merges `<<:` keys into their mappings' nodes, which would look like duplicates."""
     try:
         root = loader.get_single_node()
+        duplicates = _duplicate_keys(root, file)
         data = loader.construct_document(root) if construct and root is not None else None
     finally:
         loader.dispose()
-    return root, data
+    return root, data, duplicates
 
 
-def _compose_python(text: str, file: str, construct: bool) -> tuple[yaml.Node | None, Any]:
+def _compose_python(text: str, file: str, construct: bool) -> _Composed:
     try:
         loader = _PyLines(text)  # the reader checks every character here already
     except yaml.reader.ReaderError as exc:  # a character YAML forbids (e.g. \x0b pasted in)
@@ -157,7 +163,7 @@ def _compose_python(text: str, file: str, construct: bool) -> tuple[yaml.Node | 
         line = _line_at(text, exc.position)
         raise ConfigFileError([ConfigIssue(file, line, "", problem)]) from exc
     try:
-        return _compose_with(loader, construct)
+        return _compose_with(loader, file, construct)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -175,17 +181,19 @@ class SourceTree:
         self._text, self._file, self._libyaml = text, file, libyaml
         self._root: yaml.Node | None = None
         self.composed = False
+        self.duplicate_keys: list[ConfigIssue] = []
 
     def compose(self, construct: bool = False) -> Any:
         """Compose the tree now; with `construct`, return the document's data too."""
         with gc_paused():
             if self._libyaml:  # the fast path read the whole file: no nesting beyond MAX_DEPTH
                 try:
-                    self._root, data = _compose_with(_CLines(self._text), construct)
+                    composed = _compose_with(_CLines(self._text), self._file, construct)
                 except yaml.YAMLError:  # composer errors (aliases, documents): PyYAML's words
                     self._libyaml = False
             if not self._libyaml:
-                self._root, data = _compose_python(self._text, self._file, construct)
+                composed = _compose_python(self._text, self._file, construct)
+        self._root, data, self.duplicate_keys = composed
         self.composed = True
         return data
 
@@ -254,7 +262,7 @@ def validate_file(
         tree, data = _parse(text, file)
         if data is None:
             raise ConfigFileError([ConfigIssue(file, 1, "", "file is empty")])
-        issues = _duplicate_keys(tree.root, file) if tree.composed else []
+        issues = list(tree.duplicate_keys)  # none if the fast path read the file
         try:
             instance = model.model_validate(data, context=context)
         except ValidationError as exc:
@@ -280,7 +288,8 @@ def _validation_issues(exc: ValidationError, tree: SourceTree, file: str) -> lis
 def load_plant(path: str | Path) -> Plant:
     """Load and fully check a plant file; raises ConfigFileError listing every problem."""
     with gc_paused():
-        plant, tree, file = validate_file(Path(path), Plant, context={"cross_checks": False})
+        context = {"cross_checks": False, SHARE_EQUAL: {}}
+        plant, tree, file = validate_file(Path(path), Plant, context=context)
         problems = plant_problems(plant)
         if problems:
             issues = []

@@ -137,7 +137,9 @@ class _Shared:
 
     def limits(self, tag: Tag) -> tuple[LimitSpec, ...]:
         severity = tuple(sorted(tag.severity.items())) if tag.severity else None
-        key = (tag.quantity, tag.limits, severity, tag.order10)
+        given = tag.limits  # its fields, not the model: hashing a pydantic model is slow
+        key = (tag.quantity, given.LL, given.L, given.H, given.HH, given.level1, given.level2,
+               severity, tag.order10)  # fmt: skip
         found = self._limits.get(key)
         if found is None:
             found = self._limits[key] = _limits(tag)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from hazardwatch.plant.model import Plant
+from hazardwatch.plant.model import SHARE_EQUAL, Plant
 from hazardwatch.plant.policy import PolicyFile, RiskPolicy
 from hazardwatch.types import RiskColour, Severity
 
@@ -252,3 +252,40 @@ def test_policy_overrides_and_keeps_routing_untyped() -> None:
     assert policy.model_dump(mode="json")["risk"]["escalation"]["cap"] == "red"
     with pytest.raises(ValidationError):
         PolicyFile.model_validate({"risk": {}, "alerts": {}})
+
+
+def test_resolved_tags_are_resolved_once_and_sub_plants_resolve_their_own() -> None:
+    data = plant_data()
+    data["hazard_sources"].append(copy.deepcopy(data["hazard_sources"][0]))
+    second = data["hazard_sources"][1]
+    second["id"] = "S2"
+    for tag in second["units"][0]["tags"]:
+        tag["id"] = "X" + tag["id"]
+        data["gateways"][0]["tags"].append(tag["id"])
+    second["units"][0]["tags"][1]["independent_of"] = "XLT1"
+    second["units"][0]["rules"][0].update(tag="XLT1", inflow_tag="XFT1")
+    plant = Plant.model_validate(data)
+    tags = plant.resolved_tags()
+    assert plant.resolved_tags() is tags and len(tags) == 8
+    assert plant == Plant.model_validate(data)  # the memo is no field: equality ignores it
+    sub = plant.model_copy(update={"hazard_sources": plant.hazard_sources[1:]})
+    assert [t.id for t in sub.resolved_tags()] == ["XLT1", "XLS1", "XFT1", "XGD1"]
+    assert [p.source for p in sub.resolved_rules()] == ["S2"]
+    assert len(plant.resolved_tags()) == 8
+
+
+def test_shared_equal_parts_keep_every_tags_given_fields() -> None:
+    data = plant_data()
+    tags = data["hazard_sources"][0]["units"][0]["tags"]
+    tags.append({**copy.deepcopy(tags[0]), "id": "LT2", "name": "second gauge"})
+    data["gateways"][0]["tags"].append("LT2")
+    shared = Plant.model_validate(data, context={SHARE_EQUAL: {}})
+    alone = Plant.model_validate(data)
+    lt1, lt2 = shared.hazard_sources[0].units[0].tags[0], shared.hazard_sources[0].units[0].tags[4]
+    assert lt1.limits is lt2.limits and lt1.range is lt2.range  # stored once
+    assert shared == alone
+    assert shared.model_dump(exclude_unset=True) == alone.model_dump(exclude_unset=True)
+    assert lt2.model_fields_set == {"id", "name", "quantity", "unit", "range", "limits"}
+    assert lt1.model_fields_set == {"id", "quantity", "unit", "range", "limits"}
+    renamed = lt1.model_copy(update={"name": "renamed"})
+    assert "name" in renamed.model_fields_set and "name" not in lt1.model_fields_set
