@@ -227,19 +227,16 @@ def _parse(text: str, file: str) -> tuple[SourceTree, Any]:
 
 def _read(path: Path, file: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigFileError([ConfigIssue(file, 1, "", f"cannot read: {exc.strerror}")]) from exc
-    except UnicodeDecodeError:
-        raw = path.read_bytes()
-        try:
-            raw.decode("utf-8")
-            position = 0  # the file changed in between; its start is as good a line as any
-        except UnicodeDecodeError as exc:
-            position = exc.start
-        head = raw[:position].decode("utf-8", "replace")
-        problem = f"cannot read: not UTF-8 (byte 0x{raw[position]:02X})" if raw else "cannot read"
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        head = raw[: exc.start].decode("utf-8")  # the text before the first bad byte
+        problem = f"cannot read: not UTF-8 (byte 0x{raw[exc.start]:02X})"
         raise ConfigFileError([ConfigIssue(file, _line_at(head, len(head)), "", problem)]) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
 
 def _has_child_error(loc: tuple[str | int, ...], errors: Sequence[Any]) -> bool:
