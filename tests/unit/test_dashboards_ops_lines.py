@@ -249,7 +249,8 @@ def test_gateway_online_rate_over_the_window() -> None:
     plant = load_plant(TANK_FARM)
     board = GatewayStatusBoard(GatewayDirectory.from_plant(plant))
     gateways = {g.id: g.enterprise for g in plant.gateways}
-    board.tick(T0)  # never heard from: offline since the first tick
+    board.tick(T0)
+    board.tick(T0 + 5 * MIN)  # never heard from in its silence period: offline since T0
     points = [parse(line) for line in gateway_rate_lines(board, gateways, 10 * MIN, T0 + 5 * MIN)]
     assert [(p[1]["gateway"], p[2]["online"], p[2]["online_rate"]) for p in points] == [
         (g, 0, 0.5) for g in sorted(gateways)
