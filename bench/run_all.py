@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, list[str], list[str]]] = {
     "simulators": ("bench.simulators", [], ["--days", "0.5", "--mqtt-s", "300"]),
     "alerting": ("bench.alerting", [], ["--count", "300"]),
     "alerting_dq": ("bench.alerting_dq", [], []),  # seconds at full size
+    "plant_load": ("bench.plant_load", [], ["--sizes", "10000"]),
     "pipeline": ("bench.pipeline", [], ["--tags", "10000", "--rounds", "3", "--probes", "30"]),
     "peer": ("bench.peer.compare", ["--rounds", "3"], ["--batched", "50000", "--single", "3000",
                                                        "--alarm-sources", "20"]),

@@ -101,6 +101,8 @@ FIGURES: tuple[Figure, ...] = (
     _f("alerting_dq.dq_events_per_s_20000", "events/s",
        ceiling="alerting_dq.ceiling_events_per_s"),
     _f("alerting_dq.per_event_growth", "×", Target("<=", 2)),
+    _f("plant_load.load_s_100k", "s", Target("<=", 60), ceiling="plant_load.csafe_parse_s_100k"),
+    _f("plant_load.load_peak_rss_bytes_100k", "bytes"),
     _f("pipeline.pipeline_readings_per_s", "readings/s", Target(">=", 100_000),
        Target(">=", ref="pipeline.influx_ceiling_points_per_s", factor=0.5),
        ceiling="pipeline.influx_ceiling_points_per_s"),
