@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--no-doc", action="store_true", help="do not write the markdown")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other benchmarks' results from --out")  # fmt: skip
     args = parser.parse_args(argv)
     names = [n for n in (args.only.split(",") if args.only else BENCHMARKS)
              if n not in args.skip.split(",")]  # fmt: skip
@@ -178,10 +180,20 @@ def main(argv: list[str] | None = None) -> int:
         if output is not None:
             outputs[name] = output
         print(f"run_all: {name}: {status[name]['status']}", file=sys.stderr, flush=True)
+    merged: dict[str, str] = {}
+    if args.merge and args.out.exists():
+        previous = json.loads(args.out.read_text("utf-8"))
+        for name in BENCHMARKS:
+            if name not in names and name in previous:
+                outputs[name] = previous[name]
+                status[name] = previous["status"][name]
+                merged[name] = previous.get("merged", {}).get(name, previous["date"])
     if "peer" in outputs:
         info["services"].update({k: v for k, v in outputs["peer"].get("versions", {}).items()
                                  if k.startswith("node-red")})  # fmt: skip
     results = assemble(outputs, status, info, date, "quick" if args.quick else "full")
+    if merged:
+        results["merged"] = merged  # benchmark → date of the run its figures come from
     write(results, args.out, None if args.no_doc else args.doc)
     print(f"run_all: wrote {args.out}" + ("" if args.no_doc else f" and {args.doc}"),
           file=sys.stderr)  # fmt: skip

@@ -242,6 +242,15 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         "run; the machine is shared, so treat figures as indicative and compare a figure with "
         "its ceiling rather than across runs.",
         "",
+        *(
+            [
+                f"Partial rerun: the figures of {', '.join(f'`{n}`' for n in results['merged'])} "
+                f"come from earlier runs ({', '.join(sorted(set(results['merged'].values())))}).",
+                "",
+            ]
+            if results.get("merged")
+            else []
+        ),
         "## How to rerun",
         "",
         "```sh",
