@@ -30,6 +30,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ingest.mqtt import send_at_once
 from ingest.protocol import encode_batch
 
 HOST, PORT = "127.0.0.1", 1883
@@ -130,6 +131,9 @@ def round_trips(seconds: float) -> list[float]:
     arrived = threading.Event()
     subscribed = threading.Event()
     client = _client(f"ceiling-rtt-{uuid.uuid4().hex[:8]}")
+    # The broker's round trip, not Nagle's: one client publishing and receiving would wait on
+    # its own delayed ACK (~40 ms) without TCP_NODELAY, as hazardwatch's clients set it.
+    client.on_socket_open = send_at_once
     client.on_message = lambda *a: arrived.set()
     client.on_subscribe = lambda *a: subscribed.set()
     _connect(client, True, 0)

@@ -25,7 +25,9 @@ The hook (the decoder) runs on paho's network thread, or with `hook_in_consumer`
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import ssl
 import struct
 import threading
@@ -95,6 +97,15 @@ class LinkOptions:
     hook_in_consumer: bool = False
 
 
+def send_at_once(client: paho.Client, userdata: object, sock: Any) -> None:
+    """paho's `on_socket_open`: TCP_NODELAY on every connection it opens (also after a
+    reconnect). paho leaves Nagle's algorithm on; with a broker that sends at once
+    (`set_tcp_nodelay`), a client that both publishes and subscribes then waits ~40 ms on
+    its own kernel's delayed ACK, and our batched PUBACKs would wait as well."""
+    with contextlib.suppress(OSError, AttributeError):  # a websocket wrapper has no options
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class MqttLink(Generic[T]):
     """A paho client with manual acks feeding a bounded queue of `Delivery` items."""
 
@@ -156,6 +167,7 @@ class MqttLink(Generic[T]):
         client.on_message = self._on_message
         client.on_subscribe = self._on_subscribe
         client.on_connect_fail = self._on_connect_fail
+        client.on_socket_open = send_at_once
         return client
 
     # lifecycle -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -249,3 +250,11 @@ def test_full_queue_holds_the_backlog_at_the_broker_without_loss(
     assert link.pending() == 5
     assert _drain(link, lambda got: len(got) >= 200) == sent
     link.stop()
+
+
+def test_link_sockets_send_at_once(publisher: MqttLink[None]) -> None:
+    """Nagle off (TCP_NODELAY) on our connections: with a broker that sends at once, a client
+    that publishes and subscribes would otherwise wait ~40 ms on its kernel's delayed ACK."""
+    sock = publisher._client.socket()
+    assert sock is not None
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
