@@ -26,6 +26,7 @@ BENCHMARKS = (
     "simulators",
     "alerting",
     "alerting_dq",
+    "plant_load",
     "pipeline",
     "peer",
 )

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.peer.compare import merge_rounds
-from bench.run_all import parse_json
-from bench.run_all_report import assemble, render_markdown, write
+from bench.run_all import COMMANDS, parse_json
+from bench.run_all_report import BENCHMARKS, FIGURES, assemble, render_markdown, write
 
 MACHINE = {"cpu": "Test CPU @ 2.0GHz", "cores": 2, "ram": "4.0 GiB", "os": "Debian 12",
            "python": "3.11.7", "load_average": [0.5, 0.4, 0.3],
@@ -117,3 +117,8 @@ def test_peer_rounds_merge_to_medians_and_keep_any_bounded_flag() -> None:
     assert merged["latency"]["ms"] == [None, 9.0, 7.0]
     assert merged["single_point"]["bounded_by_publisher"] is True
     assert [r["readings_per_s"] for r in merged["per_round"]] == [10, 40, 20]
+
+
+def test_every_benchmark_command_is_run_and_reported() -> None:
+    assert set(COMMANDS) == set(BENCHMARKS)
+    assert {f.key.split(".")[0] for f in FIGURES} <= set(BENCHMARKS)
