@@ -1,8 +1,9 @@
 """Point-level checks of a telemetry message, object and compact form alike.
 
-Both forms are flattened into parallel columns (tag, value, time, quality) and checked by one
-loop; a bad point is refused with its own reason and position (`points[3].v`, `vals[3]`) while
-the other points of the message are kept.
+Both forms are flattened into parallel columns (tag, value, time, quality). A message whose
+points all pass is accepted at once with numpy; otherwise one loop checks point by point, so a
+bad point is refused with its own reason and position (`points[3].v`, `vals[3]`) while the other
+points of the message are kept.
 """
 
 from __future__ import annotations
