@@ -19,13 +19,12 @@ Pure: the caller passes times (epoch ms) to `observe` and `tick`; nothing reads 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
+from hazardwatch.event_id import with_event_id
 from hazardwatch.types import RiskColour, Tier
 from ingest.directory import GatewayDirectory
 from ingest.results import Decoded, MessageKind
@@ -69,15 +68,9 @@ class DataQualityEvent:
         """This change as an engine `data_quality` event for alerting (docs/events.md): the
         fields of `to_json()` plus `source: null`, `state` (`active`, or `normal` when the
         gateway is back, which closes its alert) and the deterministic `id` every event carries
-        (BLAKE2b of the rest, as stream/events.py computes it), which alerting requires and
-        deduplicates by."""
-        body = {
-            **self.to_json(),
-            "source": None,
-            "state": "normal" if self.condition == "gateway_online" else "active",
-        }
-        digest = hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=12)
-        return {"id": digest.hexdigest(), **body}
+        (`with_event_id`, as for engine events), which alerting requires and deduplicates by."""
+        state = "normal" if self.condition == "gateway_online" else "active"
+        return with_event_id({**self.to_json(), "source": None, "state": state})
 
 
 class _Availability:

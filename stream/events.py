@@ -7,13 +7,13 @@ Every event has `id` (deterministic: a hash of its content, so downstream can be
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 import orjson
 
+from hazardwatch.event_id import with_event_id
 from hazardwatch.types import AlarmState, RiskColour, Severity
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -130,8 +130,7 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         "source": event.source,
     }
     body.update(event.fields())
-    digest = hashlib.blake2b(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), digest_size=12)
-    return {"id": digest.hexdigest(), **body}
+    return with_event_id(body)
 
 
 def event_id(event: Event) -> str:
