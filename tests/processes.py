@@ -7,6 +7,7 @@ test can start, probe, SIGKILL and restart.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -145,3 +146,20 @@ def base_env(**settings: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAZARDWATCH_")}
     env.update({f"HAZARDWATCH_{k.upper()}": v for k, v in settings.items()})
     return env
+
+
+def drop_kafka_topics(bootstrap: str, prefix: str) -> None:
+    """Delete every Kafka topic whose name starts with `prefix` (a test's own topics)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def drop() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            ours = [t for t in await admin.list_topics() if t.startswith(prefix)]
+            if ours:
+                await admin.delete_topics(ours)
+        finally:
+            await admin.close()
+
+    asyncio.run(drop())

@@ -45,7 +45,7 @@ from tests.integration.test_worker import (
     Worker,
     plant_yaml,
 )
-from tests.processes import free_port, influx_rows, wait_until
+from tests.processes import drop_kafka_topics, free_port, influx_rows, wait_until
 from tests.services import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -231,17 +231,7 @@ def site(
         cleaner.disconnect()
         cleaner.loop_stop()
 
-    async def drop_topics() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
-        await admin.start()
-        try:
-            ours = [t for t in await admin.list_topics() if t.startswith(prefix)]
-            if ours:
-                await admin.delete_topics(ours)
-        finally:
-            await admin.close()
-
-    asyncio.run(drop_topics())
+    drop_kafka_topics(endpoints.kafka_bootstrap, prefix)
 
 
 def test_gateway_status_rejections_roll_call_and_alerts_in_distributed_mode(site: Site) -> None:

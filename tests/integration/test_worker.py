@@ -29,11 +29,10 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
 from ingest.protocol import encode_batch, telemetry_topic
-from tests.processes import free_port, wait_until
+from tests.processes import drop_kafka_topics, free_port, wait_until
 from tests.services import Endpoints
 
 pytestmark = pytest.mark.integration
@@ -295,17 +294,7 @@ def site(
     made = Site(endpoints, env, tmp_path, prefix, mqtt_prefix)
     yield made
 
-    async def drop_topics() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka_bootstrap)
-        await admin.start()
-        try:
-            ours = [t for t in await admin.list_topics() if t.startswith(prefix)]
-            if ours:
-                await admin.delete_topics(ours)
-        finally:
-            await admin.close()
-
-    asyncio.run(drop_topics())
+    drop_kafka_topics(endpoints.kafka_bootstrap, prefix)
 
 
 def wait_for_events(
