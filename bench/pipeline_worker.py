@@ -142,6 +142,9 @@ class Worker(Child):
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
+        # One client: a new one per 50 ms poll builds an SSL context each time, CPU taken
+        # from the worker under test.
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
         super().__init__(["worker", "--worker-id", "bench"],
                          {**env, "HAZARDWATCH_HTTP__PORT": str(self.port)}, log_path)  # fmt: skip
 
@@ -156,7 +159,7 @@ class Worker(Child):
         raise SystemExit(f"worker not ready within {timeout_s:.0f} s:\n{self.tail()}")
 
     def metric(self, name: str) -> float:
-        text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=5).text
+        text = self.http.get("/metrics").text
         for line in text.splitlines():
             if line.startswith(name + " "):
                 return float(line.rsplit(" ", 1)[1])
