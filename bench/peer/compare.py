@@ -9,7 +9,9 @@ database) and the same webhook receiver, one after the other on an otherwise idl
 
 1. warm-up: one scan per gateway, waited for in InfluxDB;
 2. throughput, 100-point batches: `--batched` readings published with QoS 1 as fast as the
-   publisher can; readings/s = readings found in InfluxDB / (last found − first published);
+   publisher can (bench/bulk_publisher.py: pre-encoded packets, so that the gateway side takes
+   little of the CPU the two systems need); readings/s = readings found in InfluxDB / (last
+   found − first published);
 3. throughput, 1-point messages: the same with `--single` readings;
 4. alarm latency: every gateway sends a 100-point scan `--scan-hz` times a second (4,000
    readings/s with 4 gateways at 10 Hz) while, every `--alarm-every-s`, one more hazard source
@@ -44,6 +46,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from bench.bulk_publisher import BulkPublisher
 from bench.peer.flow import flows
 from bench.peer.nodered import NodeRed, install
 from bench.peer.receiver import Receiver, free_port
@@ -73,9 +76,14 @@ def peak_rss_bytes(pid: int) -> int:
     return 0
 
 
+# One client for every query: the throughput phases poll every 50 ms, and a new client per
+# call builds an SSL context each time — CPU taken from the system under test on 2 cores.
+_influx_http = httpx.Client(base_url=INFLUX, timeout=30)
+
+
 def influx(q: str, db: str | None = None, method: str = "GET") -> dict[str, Any]:
     params = {"q": q, **({"db": db} if db else {})}
-    response = httpx.request(method, f"{INFLUX}/query", params=params, timeout=30)
+    response = _influx_http.request(method, "/query", params=params)
     response.raise_for_status()
     data: dict[str, Any] = response.json()
     return data
@@ -89,7 +97,7 @@ def count_readings(db: str, measurement: str) -> int:
 def last_reading_ms(db: str, measurement: str) -> int:
     """Time of the newest reading, epoch ms."""
     params = {"q": f'SELECT last("v") FROM "{measurement}"', "db": db, "epoch": "ms"}
-    data = httpx.get(f"{INFLUX}/query", params=params, timeout=30).json()
+    data = _influx_http.get("/query", params=params).json()
     return int(data["results"][0]["series"][0]["values"][0][0])
 
 
@@ -359,11 +367,14 @@ class Run:
         """Publish `readings` as `points`-point messages; measure until all are in InfluxDB."""
         messages = self.fleet.backlog(points, readings, int(time.time() * 1000))
         sent = len(messages) * points
+        bulk = BulkPublisher(MQTT_HOST, MQTT_PORT, "peer-bulk")
+        packets = bulk.encode(messages)
         cpu0 = cpu_seconds(self.system.pid)
         started = time.perf_counter()
-        infos = [self.publisher.publish(topic, body) for topic, body in messages]
-        for info in infos:
-            info.wait_for_publish(120)
+        try:
+            bulk.send(packets)
+        finally:
+            bulk.close()
         publish_s = time.perf_counter() - started
         found, elapsed = self.wait_for(self.baseline + sent, started)
         cpu = cpu_seconds(self.system.pid) - cpu0

@@ -20,10 +20,13 @@ HERE = Path(__file__).resolve().parent
 
 
 def limit_table(plant: Plant) -> dict[str, dict[str, Any]]:
-    """tag → {source, enterprise, deadband, and each limit key (L, LL, H, HH): value}."""
+    """tag → {source, enterprise, unit, quantity, deadband, and each limit key (L, LL, H, HH):
+    value}: the InfluxDB tags of hazardwatch's `reading_v1` too, so that both systems store the
+    same series and InfluxDB does the same work for each."""
     table: dict[str, dict[str, Any]] = {}
     for tag in plant.resolved_tags():
         row: dict[str, Any] = {"source": tag.source, "enterprise": tag.enterprise,
+                               "unit": tag.unit, "quantity": str(tag.quantity),
                                "deadband": tag.deadband}  # fmt: skip
         row.update({limit.key: limit.value for limit in tag.limits})
         table[tag.id] = row

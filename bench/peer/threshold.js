@@ -29,10 +29,12 @@ for (const p of batch.points || []) {
         refused += 1;
         continue;
     }
+    // The series and fields of hazardwatch's reading_v1: the same work for InfluxDB.
     points.push({
         measurement: "reading",
-        tags: {enterprise: t.enterprise, source: t.source, tag: p.tag},
-        fields: {v: p.v},
+        tags: {enterprise: t.enterprise, source: t.source, unit: t.unit, tag: p.tag,
+               quantity: t.quantity},
+        fields: {v: p.v, q: p.q || 0},
         timestamp: p.ts,
     });
     const previous = active[p.tag] || null;
