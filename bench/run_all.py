@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,6 +138,38 @@ def service_versions() -> dict[str, str | None]:
     }
 
 
+def broker_store(timeout_s: float = 3.0) -> str | None:
+    """Messages Mosquitto holds for disconnected persistent sessions (its `$SYS` store
+    figures): the broker rewrites all of them at every autosave, and a large store shows up as
+    stalls in the latency figures — a run should start on a small one."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    figures: dict[str, str] = {}
+    done = threading.Event()
+
+    def on_message(client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        figures[message.topic.rsplit("/", 1)[1]] = message.payload.decode()
+        if len(figures) == 2:
+            done.set()
+
+    client = paho.Client(CallbackAPIVersion.VERSION2)
+    client.on_message = on_message
+    try:
+        client.connect("127.0.0.1", 1883)
+    except OSError:
+        return None
+    client.subscribe([("$SYS/broker/store/messages/count", 0),
+                      ("$SYS/broker/store/messages/bytes", 0)])  # fmt: skip
+    client.loop_start()
+    done.wait(timeout_s)
+    client.disconnect()
+    client.loop_stop()
+    if len(figures) < 2:
+        return None
+    return f"{int(figures['count']):,} messages, {int(figures['bytes']) / 1e6:.1f} MB"
+
+
 def machine() -> dict[str, Any]:
     """CPU model, cores, RAM, OS, Python, load average at the start and service versions."""
     mem_kb = _first("/proc/meminfo", r"^MemTotal:\s+(\d+)")
@@ -149,6 +182,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "services": service_versions(),
+        "broker_store": broker_store(),
     }
 
 

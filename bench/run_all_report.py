@@ -272,7 +272,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         "| | |",
         "|---|---|",
     ]
-    for key in ("cpu", "cores", "ram", "os", "python", "load_average", "services"):
+    for key in ("cpu", "cores", "ram", "os", "python", "load_average", "services", "broker_store"):
         value = m.get(key)
         if isinstance(value, Mapping):
             value = ", ".join(f"{k} {v}" for k, v in value.items())
