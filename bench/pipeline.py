@@ -11,8 +11,9 @@ every second, normal values; plus one probe tag per hazard source of a probe ent
   by one and by two concurrent writers before the throughput phase, and by two right after it;
   the best of the three;
 - `pipeline_readings_per_s`: `--rounds` rounds of every tag (100-point gateway messages, QoS 1,
-  pre-encoded, published as fast as the broker takes them) from the first publish until the
-  runner reports them written; InfluxDB is then queried back and must hold exactly that many
+  pre-encoded, published as fast as the broker takes them by bench/bulk_publisher.py, which
+  leaves the CPU to the runner and InfluxDB) from the first publish until the runner reports
+  them written; InfluxDB is then queried back and must hold exactly that many
   `reading_v1` points, else the benchmark fails;
 - `alert_latency_p50_ms` / `_p99_ms`: while a second process publishes `--background`
   readings/s, a probe message drives one probe tag over its H limit every 200 ms; latency is
