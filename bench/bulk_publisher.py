@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 
-MAX_WINDOW = 100  # never more in flight than paho's publishers kept (Mosquitto's default)
+MAX_WINDOW = 100  # the window the paho publishers kept (max_inflight_messages_set(100))
 CHUNK_BYTES = 256 * 1024  # bytes written per send call
 
 
