@@ -19,6 +19,7 @@ Pure: the caller passes times (epoch ms) to `observe` and `tick`; nothing reads 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,21 +136,33 @@ class GatewayStatusBoard:
 
     def observe(self, decoded: Decoded, received_ms: int) -> None:
         """Take one decoded message received at `received_ms` (refused ones are ignored)."""
-        gateway = decoded.gateway
-        if gateway not in self._last_seen:
-            return
-        if decoded.kind is MessageKind.STATUS and decoded.status is not None:
-            if decoded.status.state == "offline":
-                self._lwt_offline[gateway] = received_ms
-            else:
+        self.observe_all(((decoded, received_ms),))
+
+    def observe_all(self, messages: Iterable[tuple[Decoded, int]]) -> None:
+        """Take decoded messages with the times they were received, in arrival order.
+
+        The tag times of the whole batch go to numpy in one call: per message, numpy's call
+        overhead cost more than decoding a 1-point message (a quarter of the ingest thread)."""
+        tags: list[int] = []
+        times: list[int] = []
+        for decoded, received_ms in messages:
+            gateway = decoded.gateway
+            if gateway not in self._last_seen:
+                continue
+            if decoded.kind is MessageKind.STATUS and decoded.status is not None:
+                if decoded.status.state == "offline":
+                    self._lwt_offline[gateway] = received_ms
+                else:
+                    self._lwt_offline[gateway] = None
+                    self._last_seen[gateway] = received_ms
+            elif decoded.accepted:
                 self._lwt_offline[gateway] = None
                 self._last_seen[gateway] = received_ms
-        elif decoded.accepted:
-            self._lwt_offline[gateway] = None
-            self._last_seen[gateway] = received_ms
-            index = np.fromiter(decoded.tag_index, dtype=np.int64, count=decoded.accepted)
-            times = np.fromiter(decoded.ts_ms, dtype=np.int64, count=decoded.accepted)
-            np.maximum.at(self._tag_last, index, times)
+                tags += decoded.tag_index
+                times += decoded.ts_ms
+        if tags:
+            np.maximum.at(self._tag_last, np.array(tags, dtype=np.int64),
+                          np.array(times, dtype=np.int64))  # fmt: skip
 
     def tick(self, now_ms: int) -> list[DataQualityEvent]:
         """Advance to `now_ms`: state changes and milestones since the last tick, in order."""

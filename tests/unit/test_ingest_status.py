@@ -105,3 +105,39 @@ def test_gateway_not_heard_since_start_waits_its_own_silence_period() -> None:
     assert ("H1", "gateway_offline", NOW_MS) in offline  # 10 s interval, never heard
     assert ("G2", "gateway_offline", NOW_MS) not in offline  # 60 s interval: not yet
     assert ("G2", "gateway_offline", NOW_MS) in site.conditions(NOW_MS + 180_000)
+
+
+def test_a_batch_observed_at_once_leaves_the_board_as_one_by_one() -> None:
+    """`observe_all` (one numpy call per batch) against `observe` per message: a last will,
+    then telemetry clearing it, tag times out of order and a tag reported twice."""
+    decoder = Decoder(directory(), PREFIX)
+    topic, status = telemetry_topic(PREFIX, "E1", "G1"), status_topic(PREFIX, "E1", "G1")
+    messages = [
+        (decoder.decode(status, encode_status("G1", "offline", NOW_MS), NOW_MS), NOW_MS),
+        (decoder.decode(topic, encode_batch("G1", 1, NOW_MS + 5_000, [
+            ("T1", NOW_MS + 5_000, 1.0, 0), ("T1", NOW_MS + 1_000, 2.0, 0)]), NOW_MS + 5_000),
+         NOW_MS + 5_000),
+        (decoder.decode(topic, encode_batch("G1", 2, NOW_MS + 2_000, [
+            ("T2", NOW_MS + 2_000, 1.0, 0)]), NOW_MS + 6_000), NOW_MS + 6_000),
+    ]  # fmt: skip
+    at_once, one_by_one = GatewayStatusBoard(directory()), GatewayStatusBoard(directory())
+    for board in (at_once, one_by_one):
+        board.tick(NOW_MS - 1_000)
+    at_once.observe_all(messages)
+    for decoded, received_ms in messages:
+        one_by_one.observe(decoded, received_ms)
+
+    def timeline(board: GatewayStatusBoard) -> list[tuple[int, list[tuple[str, str]], tuple]]:
+        out = []
+        for at in range(NOW_MS, NOW_MS + 60_000, 1_000):
+            events = [(e.gateway, e.condition) for e in board.tick(at)]
+            rates = tuple(board.tag_online_rate(t, 60_000, at) for t in ("T1", "T2"))
+            out.append((at, events, rates))
+        return out
+
+    expected = timeline(one_by_one)
+    assert timeline(at_once) == expected
+    # The last will was cleared by the telemetry after it in the same batch: G1 goes offline
+    # only after three silent intervals from its last message (received at +6 s).
+    g1 = [(at - NOW_MS, c) for at, events, _ in expected for g, c in events if g == "G1"]
+    assert g1 == [(36_000, "gateway_offline")]
