@@ -30,9 +30,12 @@ DOCUMENTS = st.one_of(
 ).map(lambda text: ("policy", text))
 
 
-def node_marks(node: yaml.Node | None) -> list[tuple[str, str, int, int]]:
-    """Every node in document order: kind, tag, line and column of its start."""
-    out: list[tuple[str, str, int, int]] = []
+def node_marks(node: yaml.Node | None) -> list[tuple[str, str, int]]:
+    """Every node in document order: kind, tag and line of its start.
+
+    Not the column: libyaml and PyYAML count a U+FEFF inside a line differently (this test
+    found it), and the loader reports lines only."""
+    out: list[tuple[str, str, int]] = []
     stack = [node] if node is not None else []
     while stack:
         current = stack.pop()
@@ -44,8 +47,8 @@ def node_marks(node: yaml.Node | None) -> list[tuple[str, str, int, int]]:
     return out
 
 
-def _start(node: yaml.Node) -> tuple[int, int]:
-    return node.start_mark.line, node.start_mark.column
+def _start(node: yaml.Node) -> tuple[int]:
+    return (node.start_mark.line,)
 
 
 def compose(text: str, loader_class: Any) -> yaml.Node | None:
