@@ -55,6 +55,7 @@ from bench.pipeline_rig import (  # noqa: E402
     probe_sources,
 )
 from hazardwatch.settings import load_settings  # noqa: E402
+from tests.processes import drop_kafka_topics  # noqa: E402
 
 SECRET = "bench-worker-secret"
 PER_GATEWAY = 100
@@ -250,19 +251,6 @@ async def read_ceiling(bootstrap: str, topic: str, records: int) -> float:
         await consumer.stop()
 
 
-async def drop_topics(bootstrap: str, prefix: str) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        ours = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if ours:
-            await admin.delete_topics(ours)
-    finally:
-        await admin.close()
-
-
 def influx_count(url: str, db: str, query: str) -> int:
     resp = httpx.get(f"{url}/query", params={"db": db, "q": query}, timeout=60)
     resp.raise_for_status()
@@ -298,7 +286,7 @@ def site(
         try:
             yield env, tmp, prefix, db
         finally:
-            asyncio.run(drop_topics(kafka, prefix))
+            drop_kafka_topics(kafka, prefix)
             httpx.post(f"{influx_url}/query", params={"q": f'DROP DATABASE "{db}"'})
 
 
