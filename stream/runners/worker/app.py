@@ -13,7 +13,8 @@ Processing guarantee: at least once, with deterministic event ids (docs/architec
 offsets: InfluxDB lines written (or spooled to disk), output records acknowledged by Kafka, then
 the table row. faust commits only acknowledged offsets and flushes its producer (so the row)
 before committing. A crash at any point replays records whose effects are either absent or
-identical (same event ids), never missing.
+identical (same event ids), never missing. What the engine applied is its own offset, not faust's
+commit: offsets faust skipped are read back from Kafka (`rebuild.fill_holes`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from stream.runners.worker.feed import SourceChange
 from stream.runners.worker.outputs import Outputs
 from stream.runners.worker.partition import PartitionEngine, Step
 from stream.runners.worker.partitioning import partition_of, sources_by_partition
-from stream.runners.worker.rebuild import committed_offsets, rebuild
+from stream.runners.worker.rebuild import committed_offsets, fill_holes, rebuild
 from stream.runners.worker.topics import ENGINE_TABLE, ENTERPRISE_TABLE, WorkerTopics
 from stream.sinks.influx import InfluxSink
 from stream.sinks.lines import EventLines
@@ -329,10 +330,24 @@ class WorkerRuntime:
                 fresh = [(o, v) for o, v in records if o > engine.offset]
                 self.counters["records_seen_twice"] += len(records) - len(fresh)
                 if fresh:
+                    fresh = await self._fill_holes(engine, fresh)
                     started = time.perf_counter()
                     steps.append((engine, engine.handle(fresh)))
                     self.seconds["evaluate"] += time.perf_counter() - started
             await self._make_durable(steps)
+
+    async def _fill_holes(
+        self, engine: PartitionEngine, fresh: list[tuple[int, bytes | None]]
+    ) -> list[tuple[int, bytes | None]]:
+        """`fresh` with the offsets faust skipped since the engine's offset read back."""
+        records, read_back = await fill_holes(self.settings.kafka.bootstrap_servers,
+                                              self.topics.telemetry, engine.partition,
+                                              engine.offset, fresh)  # fmt: skip
+        if read_back:
+            self.counters["records_read_back"] += read_back
+            log.warning("partition %d: faust skipped %d records after offset %d; read back "
+                        "from Kafka", engine.partition, read_back, engine.offset)  # fmt: skip
+        return records
 
     async def on_source_changes(self, events: Iterable[EventT[bytes]]) -> None:
         """Queue source changes in their enterprise's merge; the row is saved before the ack."""

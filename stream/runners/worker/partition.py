@@ -92,7 +92,7 @@ class PartitionEngine:
         self.roll_call_at: int | None = None  # engine ms of the next colour roll call
 
     # -- inputs --------------------------------------------------------------------------------
-    def handle(self, records: Sequence[tuple[int, bytes | None]], *, lines: bool = True) -> Step:
+    def handle(self, records: Sequence[tuple[int, bytes | None]]) -> Step:
         """Evaluate records `(offset, value)` of this partition in offset order."""
         assembler = ReadingAssembler(self.tag_index)
         counters = self.counters
@@ -124,8 +124,7 @@ class PartitionEngine:
             return Step()
         batch = assembler.batch()
         step = self._run(lambda: self.engine.process(batch))
-        if lines:
-            step.lines[:0] = self.readings.lines(batch.tag, batch.ts, batch.value, batch.quality)
+        step.lines[:0] = self.readings.lines(batch.tag, batch.ts, batch.value, batch.quality)
         return step
 
     def advance(self, now_ms: int) -> Step:

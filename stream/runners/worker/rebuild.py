@@ -1,15 +1,15 @@
-"""Side consumers outside faust's group: re-reading telemetry after a failover, and commands.
+"""Side consumers outside faust's group: telemetry re-read after a failover or a skip.
 
-`read_range` re-reads telemetry a partition's previous owner had committed but whose effect is
-not in the engine snapshot (snapshots are saved only when state changed), so rolling state —
-last values, stale timers, rule windows — continues exactly. `CommandReader` reads every
-partition of the commands topic: an acknowledgement may concern any engine.
+`rebuild` re-reads telemetry a partition's previous owner had committed but whose effect is not
+in the engine snapshot (snapshots are saved only when state changed), so rolling state — last
+values, stale timers, rule windows — continues exactly. `fill_holes` reads back offsets faust's
+consumer skipped: the engine's offset, not faust's, says what was evaluated and written.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -46,8 +46,9 @@ async def read_range(
     """Records `start <= offset < end` of one partition, in order, in chunks."""
     if start >= end:
         return
+    # earliest: a start the retention already deleted begins at the log's start, not its end
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                group_id=None)  # fmt: skip
+                                group_id=None, auto_offset_reset="earliest")  # fmt: skip
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)
@@ -84,6 +85,34 @@ async def rebuild(
     engine.offset = start - 1
     steps = []
     async for records in read_range(bootstrap, topic, engine.partition, start, committed):
-        # Readings and their lines were written before that commit: no lines again.
-        steps.append(engine.handle(records, lines=False))
+        # The lines are written again: faust may have committed offsets it never delivered
+        # (see fill_holes), and InfluxDB keeps one point per series and time, so a line
+        # written twice is stored once.
+        steps.append(engine.handle(records))
     return steps, committed - start
+
+
+async def fill_holes(
+    bootstrap: str, topic: str, partition: int, after: int, records: Sequence[Record]
+) -> tuple[list[Record], int]:
+    """`records` (offsets above `after`, as faust delivered them) with every offset faust skipped
+    between `after` and the last of them read back from Kafka, in offset order; and how many
+    were read back.
+
+    faust takes a jump in the offsets it fetched for a compaction gap and counts the missing
+    offsets as acknowledged; a jump also happens when a rebalance or a seek interleaves with a
+    fetch (faust-streaming issues #216 and #606), and then records were never delivered. The
+    telemetry topic is neither compacted nor transactional, so its offsets have no gaps: every
+    hole is a skip.
+    """
+    offsets = [offset for offset, _ in records]
+    first = after + 1 if after >= 0 else min(offsets)
+    if offsets == list(range(first, first + len(offsets))):
+        return list(records), 0  # the usual case: contiguous, in order
+    delivered = dict(records)
+    found: dict[int, bytes | None] = {}
+    async for chunk in read_range(bootstrap, topic, partition, first, max(delivered) + 1):
+        found.update(chunk)
+    read_back = len(found.keys() - delivered.keys())
+    found.update(delivered)  # also what the retention deleted since faust delivered it
+    return sorted(found.items()), read_back
