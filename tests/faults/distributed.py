@@ -205,6 +205,10 @@ def worker_sigkill(case: Case, endpoints: Endpoints) -> None:
     outbox = alerts.outbox()
     health = [w.health() for w in workers]
     case.report.figures["events_expected"] = len(ref.events)
+    # how often faust skipped telemetry offsets the workers then read back (app.py, fill_holes)
+    case.report.figures["skips_read_back"] = sum(
+        w.child.log.read_text("utf-8", errors="replace").count("faust skipped") for w in workers
+    )
     case.report.recovery.update({
         "workers healthy": all(h.get("ok") for h in health),
         "spools empty": all(h.get("spool_fill") == 0 for h in health),

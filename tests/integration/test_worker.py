@@ -516,8 +516,17 @@ def test_sigkilled_worker_hands_its_partitions_over_with_alarm_state(site: Site)
         gateway.close()
         last = gateway.last_ts
         n_readings = len(TAGS) * gateway.seq
-        wait_until(lambda: site.influx_count('SELECT count("v") FROM "reading_v1"') == n_readings,
-                   30, f"every reading in InfluxDB\n{survivor.tail()}")  # fmt: skip
+        stored = [0]
+
+        def every_reading_stored() -> bool:
+            stored[0] = site.influx_count('SELECT count("v") FROM "reading_v1"')
+            return stored[0] == n_readings
+
+        try:
+            wait_until(every_reading_stored, 30, "every reading in InfluxDB")
+        except AssertionError as exc:  # lost or late: the count tells which
+            raise AssertionError(f"{exc}: {stored[0]} of {n_readings} readings stored\n"
+                                 f"{survivor.tail()}") from None  # fmt: skip
 
         expected = site.evaluate(site.tmp / "readings.jsonl")
         wait_for_events(alerts, expected, 30, survivor)
