@@ -71,9 +71,9 @@ def test_fill_holes_reads_back_the_offsets_the_consumer_skipped(
     assert read_back == 5
     got, read_back = fill(2, [7, 8])
     assert got == [(o, values[o]) for o in range(3, 9)] and read_back == 4
-    # an engine without a position: only holes inside the batch are knowable
+    # an engine that has applied nothing, on a log starting at 0
     got, read_back = fill(-1, [5, 7])
-    assert got == [(5, values[5]), (6, values[6]), (7, values[7])] and read_back == 1
+    assert got == [(o, values[o]) for o in range(0, 8)] and read_back == 6
     # contiguous: returned as delivered, Kafka not asked (an unreachable broker would fail it)
     contiguous = [(o, values[o]) for o in (3, 4, 5)]
     assert asyncio.run(fill_holes("127.0.0.1:1", topic, 0, 2, contiguous)) == (contiguous, 0)
@@ -156,3 +156,14 @@ def test_failover_rewrites_the_readings_after_the_snapshot(runtime: WorkerRuntim
     assert reread == 25 and engine.offset == 24
     lines = [line for step in steps for line in step.lines if line.startswith("reading_v1")]
     assert len(lines) == 25
+
+
+def test_a_first_batch_that_skips_the_log_start_is_completed(runtime: WorkerRuntime) -> None:
+    """A partition nothing was committed for: faust starts at the log's start, so a first batch
+    at offset 5 means 0-4 were skipped."""
+    part, values = published(runtime, 10)
+    runtime.engines[part] = asyncio.run(runtime._open_engine(part, -1))
+    events = [Delivered(Message(part, o), values[o]) for o in range(5, 10)]
+    asyncio.run(runtime.on_telemetry(events))  # type: ignore[arg-type]
+    assert stored_readings(runtime.settings) == 10
+    assert runtime.counters["records_read_back"] == 5

@@ -97,7 +97,9 @@ async def fill_holes(
 ) -> tuple[list[Record], int]:
     """`records` (offsets above `after`, as faust delivered them) with every offset faust skipped
     between `after` and the last of them read back from Kafka, in offset order; and how many
-    were read back.
+    were read back. `after` is the engine's offset, -1 when it has applied none: faust starts a
+    partition nothing was committed for at the log's start (earliest), and a start the retention
+    deleted is skipped by `read_range`.
 
     faust takes a jump in the offsets it fetched for a compaction gap and counts the missing
     offsets as acknowledged; a jump also happens when a rebalance or a seek interleaves with a
@@ -106,7 +108,7 @@ async def fill_holes(
     hole is a skip.
     """
     offsets = [offset for offset, _ in records]
-    first = after + 1 if after >= 0 else min(offsets)
+    first = after + 1
     if offsets == list(range(first, first + len(offsets))):
         return list(records), 0  # the usual case: contiguous, in order
     delivered = dict(records)
