@@ -463,6 +463,7 @@ def test_sigkilled_worker_hands_its_partitions_over_with_alarm_state(site: Site)
     bridge = site.bridge()
     workers = [first, second]
     owned = {partition(s) for s in SOURCES}
+    stop = threading.Event()  # ends the gateway's publishing thread, also when the test fails
     try:
 
         def shared() -> bool:
@@ -481,7 +482,6 @@ def test_sigkilled_worker_hands_its_partitions_over_with_alarm_state(site: Site)
         survivor = second if victim is first else first
         gateway = Gateway(site.endpoints, site.mqtt_prefix, site.tmp / "readings.jsonl")
         high = threading.Event()
-        stop = threading.Event()
 
         def stream() -> None:
             while not stop.is_set():
@@ -552,6 +552,7 @@ def test_sigkilled_worker_hands_its_partitions_over_with_alarm_state(site: Site)
                    20, f"acknowledged alarm\n{survivor.tail()}")  # fmt: skip
         print(f"alerts records {len(alerts.values)}, distinct {len(events)}")
     finally:
+        stop.set()
         alerts.close()
         bridge.stop()
         for worker in workers:
