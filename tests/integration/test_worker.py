@@ -90,6 +90,20 @@ hazard_sources:{sources}
 """
 
 
+def bridge_record(tag: str, seq: int, ts: int, value: float) -> bytes:
+    """The bridge's telemetry record (ingest/records.py) of one GW1 reading of `tag`'s source."""
+    return orjson.dumps({"v": 1, "gw": "GW1", "seq": seq, "sent": ts, "enterprise": "E1",
+                         "source": tag.removesuffix("-LT"), "tags": [tag], "ts": [ts],
+                         "vals": [value], "q": [0]})  # fmt: skip
+
+
+def influx_count(url: str, database: str, query: str) -> int:
+    """The single count an InfluxQL `SELECT count(...)` returns (0 for no series)."""
+    resp = httpx.get(f"{url}/query", params={"db": database, "q": query}, timeout=10)
+    series = resp.json()["results"][0].get("series", [])
+    return int(series[0]["values"][0][1]) if series else 0
+
+
 # A small flood window so that a short scenario begins and ends floods.
 POLICY = "risk:\n  flood: {start_above: 3, end_below: 1, window_s: 5}\nrouting: {}\n"
 
@@ -253,11 +267,23 @@ class Site:
         asyncio.run(send())
 
     def influx_count(self, query: str) -> int:
-        resp = httpx.get(f"{self.endpoints.influx_url}/query",
-                         params={"db": self.env["HAZARDWATCH_INFLUX__DATABASE"], "q": query},
-                         timeout=10)  # fmt: skip
-        series = resp.json()["results"][0].get("series", [])
-        return int(series[0]["values"][0][1]) if series else 0
+        return influx_count(self.endpoints.influx_url, self.env["HAZARDWATCH_INFLUX__DATABASE"],
+                            query)  # fmt: skip
+
+    def wait_for_readings(self, n_readings: int, timeout: float, worker: Service) -> None:
+        """Wait until `reading_v1` holds `n_readings` points; on timeout say how many it held
+        (fewer: lost or late) with the worker's log."""
+        stored = [0]
+
+        def every_reading_stored() -> bool:
+            stored[0] = self.influx_count('SELECT count("v") FROM "reading_v1"')
+            return stored[0] == n_readings
+
+        try:
+            wait_until(every_reading_stored, timeout, "every reading in InfluxDB")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {stored[0]} of {n_readings} readings stored\n"
+                                 f"{worker.tail()}") from None  # fmt: skip
 
 
 @pytest.fixture
@@ -379,22 +405,11 @@ def test_partition_engines_and_enterprise_merge_equal_one_engine(seed: int, tmp_
     for seq, message in enumerate(readings, 1):
         for tag, ts, value in message:
             source = tag.removesuffix("-LT")
-            value_json = {
-                "v": 1,
-                "gw": "GW1",
-                "seq": seq,
-                "sent": ts,
-                "enterprise": "E1",
-                "source": source,
-                "tags": [tag],
-                "ts": [ts],
-                "vals": [value],
-                "q": [0],
-            }
+            value_json = bridge_record(tag, seq, ts, value)
             part = records[partition(source)]
-            part.append((len(part), orjson.dumps(value_json)))
+            part.append((len(part), value_json))
             if rng.random() < 0.05:  # the bridge resent a record after a crash
-                part.append((len(part), orjson.dumps(value_json)))  # fmt: skip
+                part.append((len(part), value_json))
     got = []
     order = list(engines)
     rng.shuffle(order)
@@ -518,17 +533,7 @@ def test_sigkilled_worker_hands_its_partitions_over_with_alarm_state(site: Site)
         gateway.close()
         last = gateway.last_ts
         n_readings = len(TAGS) * gateway.seq
-        stored = [0]
-
-        def every_reading_stored() -> bool:
-            stored[0] = site.influx_count('SELECT count("v") FROM "reading_v1"')
-            return stored[0] == n_readings
-
-        try:
-            wait_until(every_reading_stored, 30, "every reading in InfluxDB")
-        except AssertionError as exc:  # lost or late: the count tells which
-            raise AssertionError(f"{exc}: {stored[0]} of {n_readings} readings stored\n"
-                                 f"{survivor.tail()}") from None  # fmt: skip
+        site.wait_for_readings(n_readings, 30, survivor)
 
         expected = site.evaluate(site.tmp / "readings.jsonl")
         wait_for_events(alerts, expected, 30, survivor)
@@ -577,9 +582,7 @@ class TelemetryFeed:
                 seq, ts = self.sent + 1, time.time_ns() // 1_000_000
                 pending = []
                 for source, tag in zip(SOURCES, TAGS, strict=True):
-                    value = orjson.dumps({"v": 1, "gw": "GW1", "seq": seq, "sent": ts,
-                                          "enterprise": "E1", "source": source, "tags": [tag],
-                                          "ts": [ts], "vals": [10.0], "q": [0]})  # fmt: skip
+                    value = bridge_record(tag, seq, ts, 10.0)
                     pending.append(await producer.send(topic, value, key=source.encode()))
                 await asyncio.gather(*pending)
                 self.sent = seq
@@ -623,17 +626,8 @@ def test_rebalance_churn_loses_no_reading(site: Site) -> None:
         n_readings = feed.stop()
         for other in others:
             other.stop()
-    stored = [0]
-
-    def every_reading_stored() -> bool:
-        stored[0] = site.influx_count('SELECT count("v") FROM "reading_v1"')
-        return stored[0] == n_readings
-
     try:
-        wait_until(every_reading_stored, 60, "every reading in InfluxDB")
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}: {stored[0]} of {n_readings} readings stored\n"
-                             f"{first.tail()}") from None  # fmt: skip
+        site.wait_for_readings(n_readings, 60, first)
     finally:
         first.stop()
     skips = first.log.read_text("utf-8").count("faust skipped")

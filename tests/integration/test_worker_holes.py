@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -25,7 +23,15 @@ from stream.runners.worker.app import WorkerRuntime
 from stream.runners.worker.partition import PartitionEngine
 from stream.runners.worker.rebuild import fill_holes, rebuild
 from stream.runners.worker.topics import ensure_topics
-from tests.integration.test_worker import PARTITIONS, SOURCES, TAGS, partition, plant_yaml
+from tests.integration.test_worker import (
+    PARTITIONS,
+    SOURCES,
+    TAGS,
+    bridge_record,
+    influx_count,
+    partition,
+    plant_yaml,
+)
 from tests.processes import drop_kafka_topics
 from tests.services import Endpoints
 
@@ -37,10 +43,7 @@ T0 = 1_700_000_000_000
 
 def record(seq: int) -> bytes:
     """The bridge's record of GW1's message `seq`: one level reading of SOURCE, in band."""
-    ts = T0 + seq * 1000
-    return orjson.dumps({"v": 1, "gw": "GW1", "seq": seq, "sent": ts, "enterprise": "E1",
-                         "source": SOURCE, "tags": [TAG], "ts": [ts], "vals": [10.0 + seq % 3],
-                         "q": [0]})  # fmt: skip
+    return bridge_record(TAG, seq, T0 + seq * 1000, 10.0 + seq % 3)
 
 
 async def produce(bootstrap: str, topic: str, part: int, values: list[bytes]) -> None:
@@ -117,11 +120,8 @@ def runtime(
 
 
 def stored_readings(settings: Settings) -> int:
-    resp = httpx.get(f"{settings.influx.url}/query", timeout=10,
-                     params={"db": settings.influx.database,
-                             "q": 'SELECT count("v") FROM "reading_v1"'})  # fmt: skip
-    series = resp.json()["results"][0].get("series", [])
-    return int(series[0]["values"][0][1]) if series else 0
+    return influx_count(settings.influx.url, settings.influx.database,
+                        'SELECT count("v") FROM "reading_v1"')  # fmt: skip
 
 
 def published(runtime: WorkerRuntime, n: int) -> tuple[int, list[bytes]]:
