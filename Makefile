@@ -15,7 +15,9 @@ $(VENV)/.installed: pyproject.toml
 services:
 	scripts/services up
 
-demo: setup services
+# The demo needs InfluxDB 1.8 only; the tests also build and start InfluxDB 2.7 (`services`).
+demo: setup
+	scripts/services up mosquitto kafka influxdb
 	$(BIN)/hazardwatch demo
 
 lint: setup
