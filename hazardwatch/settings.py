@@ -96,12 +96,13 @@ class InfluxSettings(_Section):
     org: str = "-"  # InfluxDB 1.8 ignores the org; 2.x needs the real one
     database: str = "hazardwatch"
     retention_policy: str = "autogen"
-    token: SecretStr = SecretStr("")  # 1.8 without auth: empty; 1.8 with auth: "user:password"
+    token: SecretStr = SecretStr("")  # 1.8: empty, or "user:password" with auth; 2.x: API token
     retention_days: int = Field(default=30, ge=30, description="SAWS Order 40: keep >= 30 days")
 
     @property
     def bucket(self) -> str:
-        """v2 bucket name; on 1.8 it is `database/retention_policy`."""
+        """v2 bucket name, `database/retention_policy`: 1.8 maps it onto the database and its
+        retention policy; on 2.x it is the bucket influx_admin creates."""
         return f"{self.database}/{self.retention_policy}"
 
 

@@ -4,8 +4,9 @@ Bodies are compressed here at gzip level 1 and posted through influxdb-client's 
 the client's own `enable_gzip` compresses at level 9, which costs about five microseconds per
 line — as much as the rest of the pipeline — for a body only 20 % smaller.
 
-Works against InfluxDB 1.8 (bucket `database/retention_policy`, v1-compatible management over
-InfluxQL) and 2.x (bucket from set-up; management statements are refused there and skipped).
+Works against InfluxDB 1.8 and 2.x: both take the bucket `database/retention_policy`, which
+influx_admin creates on either (a database and retention policy on 1.8, a bucket and its InfluxQL
+mapping on 2.x).
 Order: while the spool holds batches, new batches go behind them, so every series is written in
 the order it was produced. `write` may be called from several threads (the embedded runner keeps
 two batches in flight): then a batch already on its way may land before an older one that failed
@@ -24,12 +25,12 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import httpx
 from influxdb_client.client.influxdb_client import InfluxDBClient
 from influxdb_client.rest import ApiException
 from influxdb_client.service.write_service import WriteService
 
 from hazardwatch.settings import InfluxSettings
+from stream.sinks.influx_admin import ensure_database
 from stream.sinks.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -94,27 +95,8 @@ class InfluxSink:
         self._write.api_client = None
 
     def ensure_database(self) -> None:
-        """Create the database and a retention policy of >= retention_days where permitted."""
-        s = self.settings
-        days = s.retention_days
-        statements = [
-            f'CREATE DATABASE "{s.database}"',
-            f'CREATE RETENTION POLICY "{s.retention_policy}" ON "{s.database}" '
-            f"DURATION {days}d REPLICATION 1",
-        ]
-        headers = {"Authorization": f"Token {t}"} if (t := s.token.get_secret_value()) else {}
-        for statement in statements:
-            try:
-                resp = httpx.post(
-                    f"{s.url}/query", params={"q": statement}, headers=headers, timeout=10
-                )
-            except httpx.HTTPError as exc:
-                log.warning("InfluxDB unreachable for %r: %s (will spool)", statement, exc)
-                return
-            body = resp.text
-            if resp.status_code != 200 or '"error"' in body:
-                # 2.x refuses management statements; 1.8 says the RP exists (autogen).
-                log.info("InfluxDB did not apply %r: %s %s", statement, resp.status_code, body)
+        """Create the database (1.8) or bucket (2.x) with >= retention_days where permitted."""
+        ensure_database(self.settings)
 
     def add(self, lines: Iterable[str]) -> None:
         """Queue lines; full batches are written (or spooled) at once."""
