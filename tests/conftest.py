@@ -16,6 +16,7 @@ import pytest
 
 from tests.services import (
     Endpoints,
+    InfluxTarget,
     container_endpoints,
     local_endpoints,
     missing_services,
@@ -64,6 +65,36 @@ def influx_database(endpoints: Endpoints, unique_name: Callable[[str], str]) -> 
         client.post("/query", params={"q": f'CREATE DATABASE "{name}"'}).raise_for_status()
         yield name
         client.post("/query", params={"q": f'DROP DATABASE "{name}"'})
+
+
+@pytest.fixture(params=["1.8", "2.x"])
+def influx_target(
+    request: pytest.FixtureRequest, endpoints: Endpoints, unique_name: Callable[[str], str]
+) -> Iterator[InfluxTarget]:
+    """A fresh database on InfluxDB 1.8 and, as a second case, on 2.x (a bucket
+    `<name>/autogen` with its InfluxQL mapping, the layout the sink sets up); removed after."""
+    name = unique_name("hwtest")
+    if request.param == "1.8":
+        with httpx.Client(base_url=endpoints.influx_url, timeout=10) as client:
+            client.post("/query", params={"q": f'CREATE DATABASE "{name}"'}).raise_for_status()
+            yield InfluxTarget("1.8", endpoints.influx_url, name)
+            client.post("/query", params={"q": f'DROP DATABASE "{name}"'})
+        return
+    assert endpoints.influx2_url, "no InfluxDB 2.x in these endpoints"
+    target = InfluxTarget("2.x", endpoints.influx2_url, name, endpoints.influx2_org,
+                          endpoints.influx2_token)  # fmt: skip
+    with httpx.Client(base_url=target.url, timeout=10,
+                      headers={"Authorization": f"Token {target.token}"}) as client:  # fmt: skip
+        org_id = client.get("/api/v2/orgs", params={"org": target.org}).json()["orgs"][0]["id"]
+        bucket = client.post("/api/v2/buckets", json={"orgID": org_id, "name": f"{name}/autogen"})
+        bucket.raise_for_status()
+        client.post("/api/v2/dbrps", json={
+            "orgID": org_id, "bucketID": bucket.json()["id"], "database": name,
+            "retention_policy": "autogen", "default": True,
+        }).raise_for_status()  # fmt: skip
+        yield target
+        # Deleting a bucket deletes its DBRP mappings too.
+        client.delete(f"/api/v2/buckets/{bucket.json()['id']}")
 
 
 @pytest.fixture

@@ -53,9 +53,12 @@ def port_answers(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def influx_rows(url: str, db: str, query: str) -> list[dict[str, Any]]:
-    """Rows of an InfluxQL query, each a dict of the series tags and the columns."""
-    resp = httpx.get(f"{url}/query", params={"db": db, "q": query, "epoch": "ms"}, timeout=10)
+def influx_rows(url: str, db: str, query: str, token: str = "") -> list[dict[str, Any]]:
+    """Rows of an InfluxQL query, each a dict of the series tags and the columns (`token`: an
+    InfluxDB 2.x API token, whose InfluxQL endpoint needs one)."""
+    headers = {"Authorization": f"Token {token}"} if token else {}
+    resp = httpx.get(f"{url}/query", params={"db": db, "q": query, "epoch": "ms"},
+                     headers=headers, timeout=10)  # fmt: skip
     resp.raise_for_status()
     rows = []
     for series in resp.json()["results"][0].get("series", []):

@@ -1,4 +1,4 @@
-"""Where the tests find Mosquitto, Kafka and InfluxDB.
+"""Where the tests find Mosquitto, Kafka and InfluxDB (1.8, and 2.x for the sink's tests).
 
 By default: the services `scripts/services up` starts on 127.0.0.1 (overridable with the same
 `HAZARDWATCH_*` variables the settings model reads). On a machine with a Docker engine,
@@ -15,14 +15,18 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from pydantic import SecretStr
 
-from hazardwatch.settings import MqttSettings, Settings, load_settings
+from hazardwatch.settings import InfluxSettings, MqttSettings, Settings, load_settings
+from tests.processes import influx_rows
 
 REPO = Path(__file__).resolve().parents[1]
 MQTT_TLS_PORT = 8883  # services/mosquitto/tls-listener.conf
+INFLUX2_URL = "http://127.0.0.1:8087"  # scripts/services influxdb2
+INFLUX2_ORG = "hazardwatch"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,10 @@ class Endpoints:
     # generated its CA certificate (`ca.crt`) and accounts (`credentials`: "user password" lines)
     mqtt_tls_port: int | None = None
     mqtt_tls_dir: Path | None = None
+    # InfluxDB 2.x: its URL, organisation and an operator token (scripts/services generates it)
+    influx2_url: str | None = None
+    influx2_org: str = INFLUX2_ORG
+    influx2_token: str = ""
 
     @property
     def mqtt_ca_file(self) -> Path:
@@ -97,6 +105,9 @@ def missing_services(endpoints: Endpoints) -> list[str]:
         "kafka": (kafka_host, int(kafka_port)),
         "influxdb": (influx.hostname or "127.0.0.1", influx.port or 8086),
     }
+    if endpoints.influx2_url is not None:
+        influx2 = urlparse(endpoints.influx2_url)
+        checks["influxdb2"] = (influx2.hostname or "127.0.0.1", influx2.port or 8086)
     return [name for name, (host, port) in checks.items() if not port_answers(host, port)]
 
 
@@ -105,6 +116,7 @@ def local_endpoints() -> Endpoints:
     settings = load_settings()
     mqtt = urlparse(settings.mqtt.url)
     services_dir = Path(os.environ.get("HAZARDWATCH_SERVICES_DIR", REPO / ".services"))
+    token_file = services_dir / "influxdb2" / "token"
     return Endpoints(
         mqtt_host=mqtt.hostname or "127.0.0.1",
         mqtt_port=mqtt.port or 1883,
@@ -112,12 +124,16 @@ def local_endpoints() -> Endpoints:
         influx_url=settings.influx.url,
         mqtt_tls_port=MQTT_TLS_PORT,
         mqtt_tls_dir=services_dir / "mosquitto" / "tls",
+        influx2_url=os.environ.get("HAZARDWATCH_TEST_INFLUX2_URL", INFLUX2_URL),
+        influx2_token=token_file.read_text("utf-8").strip() if token_file.exists() else "",
     )
 
 
 @contextlib.contextmanager
 def container_endpoints() -> Iterator[Endpoints]:
-    """Start Mosquitto, Kafka and InfluxDB 1.8 containers (needs a Docker engine)."""
+    """Start Mosquitto, Kafka, InfluxDB 1.8 and 2.x containers (needs a Docker engine)."""
+    import secrets
+
     from testcontainers.community.kafka import KafkaContainer
     from testcontainers.community.mqtt import MosquittoContainer
     from testcontainers.core.container import DockerContainer
@@ -128,16 +144,56 @@ def container_endpoints() -> Iterator[Endpoints]:
         .with_env("INFLUXDB_HTTP_FLUX_ENABLED", "true")
         .with_exposed_ports(8086)
     )
-    with MosquittoContainer() as mqtt, KafkaContainer().with_kraft() as kafka, influx:
+    token = secrets.token_hex(32)
+    influx2 = DockerContainer("influxdb:2.7.12").with_exposed_ports(8086)
+    for key, value in {"MODE": "setup", "USERNAME": "hazardwatch",
+                       "PASSWORD": secrets.token_hex(16), "ORG": INFLUX2_ORG, "BUCKET": "setup",
+                       "ADMIN_TOKEN": token}.items():  # fmt: skip
+        influx2 = influx2.with_env(f"DOCKER_INFLUXDB_INIT_{key}", value)
+    with MosquittoContainer() as mqtt, KafkaContainer().with_kraft() as kafka, influx, influx2:
         wait_for_logs(influx, "Listening on HTTP")
+        wait_for_logs(influx2, "Listening")
+
+        def url(container: DockerContainer) -> str:
+            return f"http://{container.get_container_host_ip()}:{container.get_exposed_port(8086)}"
+
         yield Endpoints(
             mqtt_host=mqtt.get_container_host_ip(),
             mqtt_port=int(mqtt.get_exposed_port(mqtt.MQTT_PORT)),
             kafka_bootstrap=kafka.get_bootstrap_server(),
-            influx_url=f"http://{influx.get_container_host_ip()}:{influx.get_exposed_port(8086)}",
+            influx_url=url(influx),
+            influx2_url=url(influx2),
+            influx2_token=token,
         )
 
 
 def use_containers() -> bool:
     """True when the user asked for testcontainers instead of the script's services."""
     return os.environ.get("HAZARDWATCH_TESTCONTAINERS") == "1"
+
+
+@dataclass(frozen=True)
+class InfluxTarget:
+    """One database on one InfluxDB server: 1.8 (a database) or 2.x (bucket `database/autogen`
+    mapped to InfluxQL database `database`, as stream/sinks/influx_admin sets it up)."""
+
+    version: str  # "1.8" or "2.x"
+    url: str
+    database: str
+    org: str = "-"
+    token: str = ""
+
+    def settings(self, url: str | None = None) -> InfluxSettings:
+        """The sink's settings for this database, at `url` (a proxy) if given."""
+        return InfluxSettings(url=url or self.url, org=self.org, database=self.database,
+                              token=SecretStr(self.token))  # fmt: skip
+
+    def env(self) -> dict[str, str]:
+        """The same as `HAZARDWATCH_INFLUX__*` variables, for a runner process."""
+        return {"HAZARDWATCH_INFLUX__URL": self.url, "HAZARDWATCH_INFLUX__ORG": self.org,
+                "HAZARDWATCH_INFLUX__DATABASE": self.database,
+                "HAZARDWATCH_INFLUX__TOKEN": self.token}  # fmt: skip
+
+    def query(self, influxql: str) -> list[dict[str, Any]]:
+        """Rows of an InfluxQL query on this database (tags merged in, times in epoch ms)."""
+        return influx_rows(self.url, self.database, influxql, token=self.token)

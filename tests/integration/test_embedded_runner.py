@@ -28,8 +28,8 @@ from ingest.protocol import (
     status_topic,
     telemetry_topic,
 )
-from tests.processes import free_port, influx_rows, wait_until
-from tests.services import Endpoints
+from tests.processes import free_port, wait_until
+from tests.services import Endpoints, InfluxTarget
 
 pytestmark = pytest.mark.integration
 SECRET = "runner-test-secret"
@@ -154,8 +154,9 @@ class Runner:
 
 @pytest.fixture
 def runner_env(
-    endpoints: Endpoints, influx_database: str, mqtt_prefix: str, tmp_path: Path
+    endpoints: Endpoints, influx_target: InfluxTarget, mqtt_prefix: str, tmp_path: Path
 ) -> Iterator[tuple[dict[str, str], WebhookReceiver]]:
+    """The runner's environment, writing to InfluxDB 1.8 and, as a second case, 2.x."""
     receiver = WebhookReceiver()
     (tmp_path / "plant.yaml").write_text(PLANT, "utf-8")
     (tmp_path / "policy.yaml").write_text(policy_yaml(receiver.url), "utf-8")
@@ -168,8 +169,7 @@ def runner_env(
         "HAZARDWATCH_MQTT__URL": f"mqtt://{endpoints.mqtt_host}:{endpoints.mqtt_port}",
         "HAZARDWATCH_MQTT__TOPIC_PREFIX": mqtt_prefix,
         "HAZARDWATCH_MQTT__CLIENT_ID": f"runner-{mqtt_prefix.rsplit('/', 1)[-1]}",
-        "HAZARDWATCH_INFLUX__URL": endpoints.influx_url,
-        "HAZARDWATCH_INFLUX__DATABASE": influx_database,
+        **influx_target.env(),
         "HAZARDWATCH_HTTP__PORT": str(free_port()),
         "HAZARDWATCH_HTTP__API_PORT": str(free_port()),
         "HAZARDWATCH_RUNNER__FLUSH_INTERVAL_MS": "100",
@@ -209,7 +209,7 @@ class Gateway:
 def test_alarm_reaches_influx_and_webhook_and_survives_sigkill(
     endpoints: Endpoints,
     runner_env: tuple[dict[str, str], WebhookReceiver],
-    influx_database: str,
+    influx_target: InfluxTarget,
     tmp_path: Path,
 ) -> None:
     env, receiver = runner_env
@@ -221,19 +221,19 @@ def test_alarm_reaches_influx_and_webhook_and_survives_sigkill(
         sent.append(gateway.send(level))
         time.sleep(0.4)
 
-    db, url = influx_database, endpoints.influx_url
+    query = influx_target.query
     wait_until(
-        lambda: len(influx_rows(url, db, 'SELECT "v" FROM "reading_v1"')) == 2 * len(sent),
+        lambda: len(query('SELECT "v" FROM "reading_v1"')) == 2 * len(sent),
         what="all readings in InfluxDB",
     )
     alarms = wait_until(
-        lambda: influx_rows(url, db, 'SELECT * FROM "alarm_v1" WHERE "condition" = \'HH\''),
+        lambda: query('SELECT * FROM "alarm_v1" WHERE "condition" = \'HH\''),
         what="HH alarm row",
     )
     assert alarms[0]["tag"] == "TK1-LT" and alarms[0]["state"] == "unacknowledged"
 
     def risk_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
-        rows = influx_rows(url, db, 'SELECT * FROM "risk_v1" WHERE "level" = \'source\'')
+        rows = query('SELECT * FROM "risk_v1" WHERE "level" = \'source\'')
         changes = [r for r in rows if r["colour"] != r["previous"]]
         calls = [r for r in rows if r["colour"] == r["previous"] and r["event_id"] is None]
         return (changes, calls) if changes and calls else None
@@ -261,11 +261,11 @@ def test_alarm_reaches_influx_and_webhook_and_survives_sigkill(
         sent.append(gateway.send(level))
         time.sleep(0.4)
     wait_until(
-        lambda: len(influx_rows(url, db, 'SELECT "v" FROM "reading_v1"')) == 2 * len(sent),
+        lambda: len(query('SELECT "v" FROM "reading_v1"')) == 2 * len(sent),
         what="readings after restart",
     )
     time.sleep(2.0)  # give a wrongly re-raised alarm time to show up
-    hh_rows = influx_rows(url, db, 'SELECT * FROM "alarm_v1" WHERE "condition" = \'HH\'')
+    hh_rows = query('SELECT * FROM "alarm_v1" WHERE "condition" = \'HH\'')
     assert len(hh_rows) == len(alarms), "the restarted engine raised the HH alarm again"
     assert receiver.accepted.keys() == first_alerts.keys(), "a duplicate alert was sent"
 
@@ -277,7 +277,7 @@ def test_alarm_reaches_influx_and_webhook_and_survives_sigkill(
 def test_gateway_last_will_opens_a_data_quality_alert_and_coming_back_closes_it(
     endpoints: Endpoints,
     runner_env: tuple[dict[str, str], WebhookReceiver],
-    influx_database: str,
+    influx_target: InfluxTarget,
     tmp_path: Path,
 ) -> None:
     env, _ = runner_env
@@ -304,8 +304,7 @@ def test_gateway_last_will_opens_a_data_quality_alert_and_coming_back_closes_it(
         now = int(time.time() * 1000)
         publish_status("offline", now)  # the gateway's last will
         gone = wait_until(
-            lambda: influx_rows(endpoints.influx_url, influx_database,
-                                'SELECT * FROM "gateway_v1" WHERE "online" = 0'),
+            lambda: influx_target.query('SELECT * FROM "gateway_v1" WHERE "online" = 0'),
             what="gateway_v1 offline point",
         )  # fmt: skip
         assert gone[0]["gateway"] == "GW1"

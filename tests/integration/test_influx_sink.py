@@ -1,24 +1,21 @@
-"""The InfluxDB sink against the real InfluxDB: schema, outage spooling, order, rejections."""
+"""The InfluxDB sink against the real InfluxDB, 1.8 and 2.x: schema, outage spooling, order,
+rejections."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import httpx
 import numpy as np
 import pytest
-from pydantic import SecretStr
 
 from hazardwatch.plant.resolve import ResolvedTag
-from hazardwatch.settings import InfluxSettings
 from hazardwatch.types import AlarmState, RiskColour, Severity
 from stream.events import AlarmEvent, RiskEvent, event_id
 from stream.sinks.influx import InfluxSink
 from stream.sinks.lines import EventLines, ReadingLines
 from stream.sinks.spool import Spool, SpoolFullError
 from tests.proxy import TcpProxy
-from tests.services import Endpoints
+from tests.services import InfluxTarget
 
 pytestmark = pytest.mark.integration
 T0 = 1_763_800_000_000
@@ -34,23 +31,6 @@ def _tag(tag_id: str, quantity: str = "level") -> ResolvedTag:
     )  # fmt: skip
 
 
-def _query(url: str, db: str, q: str) -> list[dict[str, Any]]:
-    resp = httpx.get(f"{url}/query", params={"db": db, "q": q, "epoch": "ms"}, timeout=10)
-    resp.raise_for_status()
-    result = resp.json()["results"][0]
-    rows: list[dict[str, Any]] = []
-    for series in result.get("series", []):
-        for values in series["values"]:
-            rows.append(
-                {**series.get("tags", {}), **dict(zip(series["columns"], values, strict=True))}
-            )
-    return rows
-
-
-def _settings(url: str, database: str) -> InfluxSettings:
-    return InfluxSettings(url=url, database=database, token=SecretStr(""))
-
-
 def _readings(n: int, start: int = 0) -> tuple[np.ndarray, ...]:
     idx = np.zeros(n, dtype=np.int32)
     ts = T0 + (np.arange(n, dtype=np.int64) + start) * 1000
@@ -58,9 +38,9 @@ def _readings(n: int, start: int = 0) -> tuple[np.ndarray, ...]:
 
 
 def test_readings_and_events_land_in_the_documented_schema(
-    endpoints: Endpoints, influx_database: str, tmp_path: Path
+    influx_target: InfluxTarget, tmp_path: Path
 ) -> None:
-    sink = InfluxSink(_settings(endpoints.influx_url, influx_database), Spool(tmp_path))
+    sink = InfluxSink(influx_target.settings(), Spool(tmp_path))
     sink.ensure_database()
     readings = ReadingLines([_tag("TK-101.LT")])
     values = np.array([1.5, np.nan, 2.5])
@@ -77,16 +57,16 @@ def test_readings_and_events_land_in_the_documented_schema(
     sink.add([events.line(alarm), events.line(risk)])
     sink.close()
 
-    rows = _query(endpoints.influx_url, influx_database, 'SELECT * FROM "reading_v1"')
+    rows = influx_target.query('SELECT * FROM "reading_v1"')
     # NaN cannot be stored; the engine reports it as a sensor fault instead.
     assert [(r["time"], r["v"], r["tag"], r["unit"]) for r in rows] == [
         (T0, 1.5, "TK-101.LT", "TK 101"),
         (T0 + 2, 2.5, "TK-101.LT", "TK 101"),
     ]
-    (alarm_row,) = _query(endpoints.influx_url, influx_database, 'SELECT * FROM "alarm_v1"')
+    (alarm_row,) = influx_target.query('SELECT * FROM "alarm_v1"')
     assert alarm_row["condition"] == "HH" and alarm_row["active"] == 1
     assert alarm_row["state"] == "unacknowledged" and alarm_row["event_id"] == event_id(alarm)
-    (risk_row,) = _query(endpoints.influx_url, influx_database, 'SELECT * FROM "risk_v1"')
+    (risk_row,) = influx_target.query('SELECT * FROM "risk_v1"')
     assert (risk_row["colour"], risk_row["colour_name"], risk_row["previous"]) == (3, "orange", 1)
     assert (risk_row["county"], risk_row["city"], risk_row["province"]) == (
         "410102",
@@ -96,13 +76,13 @@ def test_readings_and_events_land_in_the_documented_schema(
 
 
 def test_outage_spools_in_order_and_replays_everything(
-    endpoints: Endpoints, influx_database: str, tmp_path: Path
+    influx_target: InfluxTarget, tmp_path: Path
 ) -> None:
-    host, port = endpoints.influx_url.removeprefix("http://").split(":")
+    host, port = influx_target.url.removeprefix("http://").split(":")
     proxy = TcpProxy(host, int(port)).start()
     now = [0.0]
     sink = InfluxSink(
-        _settings(proxy.url, influx_database),
+        influx_target.settings(proxy.url),
         Spool(tmp_path),
         batch_lines=100,
         clock=lambda: now[0],
@@ -116,7 +96,7 @@ def test_outage_spools_in_order_and_replays_everything(
 
     # The process restarts while InfluxDB is still down: the spool is on disk.
     sink2 = InfluxSink(
-        _settings(proxy.url, influx_database), Spool(tmp_path), batch_lines=100,
+        influx_target.settings(proxy.url), Spool(tmp_path), batch_lines=100,
         clock=lambda: now[0],
     )  # fmt: skip
     assert len(sink2.spool) == len(sink.spool)
@@ -127,7 +107,7 @@ def test_outage_spools_in_order_and_replays_everything(
     sink2.drain(force=True)
     assert len(sink2.spool) == 0
 
-    rows = _query(endpoints.influx_url, influx_database, 'SELECT "v" FROM "reading_v1"')
+    rows = influx_target.query('SELECT "v" FROM "reading_v1"')
     assert [r["v"] for r in rows] == [float(i) for i in range(800)]
     assert sink.stats.written + sink2.stats.written == 800
     assert sink2.stats.replayed == sink.stats.spooled == 500
@@ -143,9 +123,9 @@ def test_full_spool_refuses_with_backpressure_and_keeps_what_it_has(tmp_path: Pa
 
 
 def test_malformed_batch_is_counted_as_rejected_not_retried(
-    endpoints: Endpoints, influx_database: str, tmp_path: Path
+    influx_target: InfluxTarget, tmp_path: Path
 ) -> None:
-    sink = InfluxSink(_settings(endpoints.influx_url, influx_database), Spool(tmp_path))
+    sink = InfluxSink(influx_target.settings(), Spool(tmp_path))
     sink.add(["reading_v1,tag=a v=1 1", 'reading_v1,tag=a v="text" 2'])  # field type conflict
     sink.close()
     assert sink.stats.rejected == 2 and len(sink.spool) == 0 and sink.stats.spooled == 0
