@@ -87,6 +87,9 @@ class WorkerSettings(_Section):
     rebuild_max_records: int = Field(
         default=500_000, ge=0, description="telemetry re-read after a snapshot on failover"
     )
+    recovery_stall_s: float = Field(
+        default=120.0, gt=0, description="exit for a restart when table recovery stalls this long"
+    )
 
 
 class InfluxSettings(_Section):

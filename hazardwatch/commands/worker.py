@@ -65,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
         return config_failure("hazardwatch worker", exc)
     runtime.sink.ensure_database()
     ops = ops_server(runtime).start()
-    worker = faust.Worker(runtime.app, loglevel=args.log_level.lower(), quiet=True,
-                          redirect_stdouts=False, override_logging=False)  # fmt: skip
+    # The recovery watch runs beside the app from the start: the app's own tasks wait for recovery.
+    worker = faust.Worker(runtime.app, runtime.recovery_watch(),
+                          loglevel=args.log_level.lower(), quiet=True, redirect_stdouts=False,
+                          override_logging=False)  # fmt: skip
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

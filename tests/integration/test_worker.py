@@ -9,7 +9,9 @@ Claims under test (stream/runners/worker, docs/architecture.md "Distributed runn
   colour stays, the whole event stream still equals `evaluate`'s, and an acknowledgement sent
   after the failover reaches the engine now owning the tag;
 - workers joining and leaving while telemetry flows lose no reading, though faust's fetcher skips
-  offsets over some rebalances (the worker reads them back).
+  offsets over some rebalances (the worker reads them back);
+- a table recovery that stalls (faust) ends the worker with 75 for its supervisor to restart it;
+  the takeover test restarts a survivor that does so, once, as a supervisor would.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
 from ingest.protocol import encode_batch, telemetry_topic
+from stream.runners.worker.topics import ENGINE_TABLE, WorkerTopics
+from stream.runners.worker.watchdog import EXIT_RECOVERY_STALLED
 from tests.processes import drop_kafka_topics, free_port, wait_until
 from tests.services import Endpoints
 
@@ -318,6 +322,8 @@ def site(
         # before the wall clock moves an engine past them.
         "HAZARDWATCH_WORKER__ENTERPRISE_GRACE_MS": "2000",
         "HAZARDWATCH_WORKER__CLOCK_LAG_MS": "5000",
+        # A stalled table recovery (faust) ends the worker after 20 s, not the default 120 s.
+        "HAZARDWATCH_WORKER__RECOVERY_STALL_S": "20",
     }
     made = Site(endpoints, env, tmp_path, prefix, mqtt_prefix)
     yield made
@@ -519,12 +525,22 @@ def test_sigkilled_worker_hands_its_partitions_over_with_alarm_state(site: Site)
         victim.signal(signal.SIGKILL)  # mid-stream: the gateway keeps publishing
         killed_at = len(alerts.values)
 
+        restarts: list[str] = []
+
         def took_over() -> bool:
+            assert survivor.proc is not None
+            if survivor.proc.poll() == EXIT_RECOVERY_STALLED and not restarts:
+                # faust's recovery stalled (watchdog.py): start it again, as a supervisor would
+                restarts.append(survivor.tail())
+                survivor.start()
+                return False
             health = survivor.health()
             return (set(health.get("engines") or []) == owned and not health.get("rebalancing")
                     and partition(tank) in health.get("engines_restored", []))  # fmt: skip
 
-        wait_until(took_over, 60, f"the survivor owning every partition\n{survivor.tail()}")
+        wait_until(took_over, 90, f"the survivor owning every partition\n{survivor.tail()}")
+        if restarts:
+            print(f"the survivor's recovery stalled; restarted once. Its log:\n{restarts[0]}")
         # readings published after the takeover are evaluated by the survivor
         sent_after = gateway.seq + 10
         wait_until(lambda: gateway.seq >= sent_after, 10, "more readings")
@@ -562,6 +578,34 @@ def test_sigkilled_worker_hands_its_partitions_over_with_alarm_state(site: Site)
         bridge.stop()
         for worker in workers:
             worker.stop()
+
+
+def test_a_stalled_table_recovery_exits_the_worker_for_a_restart(site: Site) -> None:
+    """A committed transaction ends the engine changelog with a commit marker: an offset no record
+    fills, so faust's recovery waits for it forever. The watchdog ends the worker with 75 (a
+    supervisor restarts it) rather than leave its partitions evaluated by nobody."""
+    first = site.worker("wa").start()
+    wait_until(lambda: first.health().get("ok"), 60, f"worker up\n{first.tail()}")
+    assert first.signal(signal.SIGTERM) == 0
+    changelog = WorkerTopics(site.prefix).changelog(ENGINE_TABLE)
+
+    async def commit_a_transaction() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=site.endpoints.kafka_bootstrap,
+                                    transactional_id=f"{site.prefix}-stall")  # fmt: skip
+        await producer.start()
+        try:
+            async with producer.transaction():
+                await producer.send(changelog, b"not an engine row", key=b"x", partition=0)
+        finally:
+            await producer.stop()
+
+    asyncio.run(commit_a_transaction())
+    site.env["HAZARDWATCH_WORKER__RECOVERY_STALL_S"] = "5"
+    stalled = site.worker("wa").start()
+    assert stalled.proc is not None
+    code = stalled.proc.wait(timeout=120)
+    assert code == EXIT_RECOVERY_STALLED, stalled.tail()
+    assert "table recovery made no progress for 5 s (1 changelog records left" in stalled.tail()
 
 
 class TelemetryFeed:

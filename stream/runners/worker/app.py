@@ -53,6 +53,7 @@ from stream.runners.worker.partition import PartitionEngine, Step
 from stream.runners.worker.partitioning import partition_of, sources_by_partition
 from stream.runners.worker.rebuild import committed_offsets, fill_holes, rebuild
 from stream.runners.worker.topics import ENGINE_TABLE, ENTERPRISE_TABLE, WorkerTopics
+from stream.runners.worker.watchdog import Recovery, RecoveryWatch
 from stream.sinks.influx import InfluxSink
 from stream.sinks.lines import EventLines
 from stream.sinks.ops_lines import OpsLines
@@ -122,6 +123,7 @@ class WorkerRuntime:
         # partition: an enterprise's roll call waits until its merge has read every change.
         self._changes_read: dict[int, int] = {}
         self._roll_call_at: dict[str, int] = {}  # enterprise → wall ms of its next roll call
+        self.recovery_stalled_s = 0.0  # faust's table recovery without progress (watchdog.py)
         self.app = self._build_app(home)
         self.outputs = Outputs(self.sink, self.topics, self._send, self._partition)
         # pipeline_v1 reads rejections as `rejected_<reason>`, the decoder's names
@@ -465,6 +467,18 @@ class WorkerRuntime:
             for p, engine in self.engines.items()
         }
 
+    # -- recovery watchdog ---------------------------------------------------------------------
+    def recovery_watch(self) -> RecoveryWatch:
+        """The service that exits the worker when faust's table recovery stalls (watchdog.py);
+        give it to faust's Worker beside the app."""
+
+        def report(stalled_s: float) -> None:
+            self.recovery_stalled_s = stalled_s
+
+        # faust declares `recovery` on TableManager only, not on the TableManagerT it types it as
+        recovery = lambda: cast(Recovery, cast(Any, self.app.tables).recovery)  # noqa: E731
+        return RecoveryWatch(recovery, self.settings.worker.recovery_stall_s, report)
+
     # -- acknowledgements -----------------------------------------------------------------------
     async def run_commands(self) -> None:
         """Apply acknowledgements from the commands topic to the engines owning their tags."""
@@ -538,6 +552,7 @@ class WorkerRuntime:
             "engines": sorted(self.engines),
             "engines_restored": sorted(p for p, e in list(self.engines.items()) if e.restored),
             "rebalancing": self.rebalancing,
+            "recovery_stalled_s": round(self.recovery_stalled_s, 1),
             "consumer_lag": sum(self.lag.values()),
             "spool_fill": round(spool_fill, 4),
         }
