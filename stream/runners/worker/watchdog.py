@@ -2,11 +2,12 @@
 
 faust restores a newly assigned partition's table from its changelog and holds every agent until
 the offsets it has applied reach the changelog's high-water mark. When the records that would get
-it there never arrive, it waits forever, logging "No event received for active tp" (faust-streaming
-#155, #176; seen here once in about 30 takeovers, and reproducible with a transaction marker at
-the end of a changelog, which no record fills). Meanwhile the worker's partitions are evaluated by
-nobody — for a safety system an outage that nothing else reports. A restarted process rejoins the
-group and recovers from scratch; exiting is how the worker asks its supervisor for that.
+it there never arrive, it waits forever, logging "No event received for active tp" (robinhood/faust
+#218, faust-streaming #74; seen here in 2 of some 80 takeovers, and reproducible with a
+transaction marker at the end of a changelog, which no record fills). Meanwhile the worker's
+partitions are evaluated by nobody — for a safety system an outage that nothing else reports. A
+restarted process rejoins the group and recovers from scratch; exiting is how the worker asks its
+supervisor for that.
 """
 
 from __future__ import annotations
