@@ -16,7 +16,7 @@ from stream.runners.commit import Group, SinkWriter
 from stream.runners.pipeline import Commit
 from stream.sinks.influx import InfluxSink
 from stream.sinks.spool import Spool
-from tests.integration.test_embedded_runner import influx_rows, wait_until
+from tests.processes import influx_rows, wait_until
 from tests.proxy import TcpProxy
 from tests.services import Endpoints
 
