@@ -50,6 +50,8 @@ def ensure_database(settings: InfluxSettings) -> None:
         except httpx.HTTPError as exc:
             log.warning("InfluxDB unreachable at %s: %s (writes spool until it is back)",
                         settings.url, exc)  # fmt: skip
+        except (ValueError, KeyError) as exc:  # an answer that is not the API's JSON
+            log.warning("InfluxDB at %s answered set-up unexpectedly: %r", settings.url, exc)
 
 
 def _ensure_v1_database(client: httpx.Client, s: InfluxSettings) -> None:
