@@ -16,6 +16,7 @@ import pytest
 
 from tests.services import (
     Endpoints,
+    Influx2Api,
     InfluxTarget,
     container_endpoints,
     local_endpoints,
@@ -80,21 +81,13 @@ def influx_target(
             yield InfluxTarget("1.8", endpoints.influx_url, name)
             client.post("/query", params={"q": f'DROP DATABASE "{name}"'})
         return
-    assert endpoints.influx2_url, "no InfluxDB 2.x in these endpoints"
-    target = InfluxTarget("2.x", endpoints.influx2_url, name, endpoints.influx2_org,
-                          endpoints.influx2_token)  # fmt: skip
-    with httpx.Client(base_url=target.url, timeout=10,
-                      headers={"Authorization": f"Token {target.token}"}) as client:  # fmt: skip
-        org_id = client.get("/api/v2/orgs", params={"org": target.org}).json()["orgs"][0]["id"]
-        bucket = client.post("/api/v2/buckets", json={"orgID": org_id, "name": f"{name}/autogen"})
-        bucket.raise_for_status()
-        client.post("/api/v2/dbrps", json={
-            "orgID": org_id, "bucketID": bucket.json()["id"], "database": name,
-            "retention_policy": "autogen", "default": True,
-        }).raise_for_status()  # fmt: skip
-        yield target
-        # Deleting a bucket deletes its DBRP mappings too.
-        client.delete(f"/api/v2/buckets/{bucket.json()['id']}")
+    api = Influx2Api(endpoints)
+    try:
+        api.create_mapping(name, api.create_bucket(f"{name}/autogen"))
+        yield InfluxTarget("2.x", api.url, name, api.org, api.token)
+    finally:
+        api.drop(name)
+        api.close()
 
 
 @pytest.fixture

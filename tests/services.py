@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 from pydantic import SecretStr
 
 from hazardwatch.settings import InfluxSettings, MqttSettings, Settings, load_settings
@@ -197,3 +198,62 @@ class InfluxTarget:
     def query(self, influxql: str) -> list[dict[str, Any]]:
         """Rows of an InfluxQL query on this database (tags merged in, times in epoch ms)."""
         return influx_rows(self.url, self.database, influxql, token=self.token)
+
+
+class Influx2Api:
+    """InfluxDB 2.x's management API with the services' operator token: what the tests create
+    and inspect there (buckets, DBRP mappings) and remove afterwards."""
+
+    def __init__(self, endpoints: Endpoints) -> None:
+        assert endpoints.influx2_url, "no InfluxDB 2.x in these endpoints"
+        self.url, self.org, self.token = (endpoints.influx2_url, endpoints.influx2_org,
+                                          endpoints.influx2_token)  # fmt: skip
+        self.http = httpx.Client(base_url=self.url, timeout=10,
+                                 headers={"Authorization": f"Token {self.token}"})  # fmt: skip
+        orgs = self.http.get("/api/v2/orgs", params={"org": self.org}).json()["orgs"]
+        self.org_id: str = orgs[0]["id"]
+
+    def close(self) -> None:
+        self.http.close()
+
+    def settings(self, database: str, token: str | None = None) -> InfluxSettings:
+        """The sink's settings for `database` here (with another `token` if given)."""
+        return InfluxSettings(url=self.url, org=self.org, database=database,
+                              token=SecretStr(self.token if token is None else token))  # fmt: skip
+
+    def buckets(self, name: str) -> list[dict[str, Any]]:
+        found = self.http.get("/api/v2/buckets", params={"orgID": self.org_id, "name": name})
+        return [] if found.status_code == 404 else list(found.json()["buckets"])
+
+    def mappings(self, database: str) -> list[dict[str, Any]]:
+        """The real (not virtual) DBRP mappings of `database`."""
+        found = self.http.get("/api/v2/dbrps", params={"orgID": self.org_id, "db": database})
+        return [m for m in found.json()["content"] if not m.get("virtual")]
+
+    def create_bucket(self, name: str, expire_s: int | None = None) -> str:
+        """A bucket (kept forever unless `expire_s`); its id."""
+        rules = [{"type": "expire", "everySeconds": expire_s}] if expire_s else []
+        body = {"orgID": self.org_id, "name": name, "retentionRules": rules}
+        resp = self.http.post("/api/v2/buckets", json=body)
+        resp.raise_for_status()
+        return str(resp.json()["id"])
+
+    def create_mapping(self, database: str, bucket_id: str) -> None:
+        """Database `database`, retention policy autogen (its default) → the bucket."""
+        self.http.post("/api/v2/dbrps", json={
+            "orgID": self.org_id, "bucketID": bucket_id, "database": database,
+            "retention_policy": "autogen", "default": True,
+        }).raise_for_status()  # fmt: skip
+
+    def write(self, bucket: str, line: str) -> None:
+        self.http.post("/api/v2/write", params={"org": self.org, "bucket": bucket},
+                       content=line).raise_for_status()  # fmt: skip
+
+    def drop(self, database: str) -> None:
+        """Remove the mappings of `database` and its buckets `database/...`."""
+        for mapping in self.mappings(database):
+            self.http.delete(f"/api/v2/dbrps/{mapping['id']}", params={"orgID": self.org_id})
+        found = self.http.get("/api/v2/buckets", params={"orgID": self.org_id, "limit": 100})
+        for bucket in found.json()["buckets"]:
+            if bucket["name"].startswith(f"{database}/"):
+                self.http.delete(f"/api/v2/buckets/{bucket['id']}")

@@ -6,115 +6,71 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from hazardwatch.settings import InfluxSettings
 from stream.sinks.influx_admin import DAY_S, ensure_database
 from tests.processes import influx_rows
-from tests.services import Endpoints
+from tests.services import Endpoints, Influx2Api
 
 pytestmark = pytest.mark.integration
 
 
-class Influx2:
-    """InfluxDB 2.x's management API as the test's operator token sees it."""
-
-    def __init__(self, endpoints: Endpoints) -> None:
-        assert endpoints.influx2_url
-        self.url, self.org, self.token = (endpoints.influx2_url, endpoints.influx2_org,
-                                          endpoints.influx2_token)  # fmt: skip
-        self.http = httpx.Client(base_url=self.url, timeout=10,
-                                 headers={"Authorization": f"Token {self.token}"})  # fmt: skip
-        self.org_id = self.http.get("/api/v2/orgs", params={"org": self.org}).json()["orgs"][0][
-            "id"
-        ]
-
-    def settings(self, database: str, token: str | None = None) -> InfluxSettings:
-        return InfluxSettings(url=self.url, org=self.org, database=database,
-                              token=SecretStr(self.token if token is None else token))  # fmt: skip
-
-    def buckets(self, name: str) -> list[dict[str, Any]]:
-        found = self.http.get("/api/v2/buckets", params={"orgID": self.org_id, "name": name})
-        return [] if found.status_code == 404 else list(found.json()["buckets"])
-
-    def mappings(self, database: str) -> list[dict[str, Any]]:
-        found = self.http.get("/api/v2/dbrps", params={"orgID": self.org_id, "db": database})
-        return [m for m in found.json()["content"] if not m.get("virtual")]
-
-    def create_bucket(self, name: str, days: int) -> None:
-        rules = [{"type": "expire", "everySeconds": days * DAY_S}]
-        body = {"orgID": self.org_id, "name": name, "retentionRules": rules}
-        self.http.post("/api/v2/buckets", json=body).raise_for_status()
-
-    def write(self, bucket: str, line: str) -> None:
-        self.http.post("/api/v2/write", params={"org": self.org, "bucket": bucket},
-                       content=line).raise_for_status()  # fmt: skip
-
-    @contextmanager
-    def cleanup(self, database: str) -> Iterator[None]:
-        try:
-            yield
-        finally:
-            for mapping in self.mappings(database):
-                self.http.delete(f"/api/v2/dbrps/{mapping['id']}", params={"orgID": self.org_id})
-            found = self.http.get("/api/v2/buckets", params={"orgID": self.org_id, "limit": 100})
-            for bucket in found.json()["buckets"]:
-                if bucket["name"].startswith(f"{database}/"):
-                    self.http.delete(f"/api/v2/buckets/{bucket['id']}")
+@pytest.fixture
+def influx2(endpoints: Endpoints) -> Iterator[Influx2Api]:
+    api = Influx2Api(endpoints)
+    yield api
+    api.close()
 
 
 @pytest.fixture
-def influx2(endpoints: Endpoints) -> Iterator[Influx2]:
-    api = Influx2(endpoints)
-    yield api
-    api.http.close()
+def v2_database(influx2: Influx2Api, unique_name: Callable[[str], str]) -> Iterator[str]:
+    """A database name on InfluxDB 2.x; its buckets and mappings are removed after the test."""
+    name = unique_name("hwtest")
+    yield name
+    influx2.drop(name)
 
 
 def test_v2_bucket_keeps_30_days_and_answers_influxql_without_a_retention_policy(
-    influx2: Influx2, unique_name: Callable[[str], str]
+    influx2: Influx2Api, v2_database: str
 ) -> None:
-    database = unique_name("hwtest")
-    with influx2.cleanup(database):
-        settings = influx2.settings(database)
-        ensure_database(settings)
-        ensure_database(settings)  # at every start: finds what it made, adds nothing
+    database = v2_database
+    settings = influx2.settings(database)
+    ensure_database(settings)
+    ensure_database(settings)  # at every start: finds what it made, adds nothing
 
-        (bucket,) = influx2.buckets(f"{database}/autogen")
-        assert [r["everySeconds"] for r in bucket["retentionRules"]] == [30 * DAY_S]
-        (mapping,) = influx2.mappings(database)
-        assert (mapping["bucketID"], mapping["retention_policy"], mapping["default"]) == (
-            bucket["id"], "autogen", True)  # fmt: skip
-        # The dashboards' InfluxQL names the database only; 2.x's own (virtual) mapping of a
-        # db/rp bucket is not the database's default and would refuse this query.
-        now_ms = time.time_ns() // 1_000_000  # older points fall outside the 30 days: refused
-        influx2.write(settings.bucket, f"reading_v1,tag=TK-101.LT v=1.5 {now_ms * 1_000_000}")
-        rows = influx_rows(influx2.url, database, 'SELECT "v" FROM "reading_v1"', influx2.token)
-        assert [(r["time"], r["v"]) for r in rows] == [(now_ms, 1.5)]
+    (bucket,) = influx2.buckets(f"{database}/autogen")
+    assert [r["everySeconds"] for r in bucket["retentionRules"]] == [30 * DAY_S]
+    (mapping,) = influx2.mappings(database)
+    assert (mapping["bucketID"], mapping["retention_policy"], mapping["default"]) == (
+        bucket["id"], "autogen", True)  # fmt: skip
+    # The dashboards' InfluxQL names the database only; 2.x's own (virtual) mapping of a
+    # db/rp bucket is not the database's default and would refuse this query.
+    now_ms = time.time_ns() // 1_000_000  # older points fall outside the 30 days: refused
+    influx2.write(settings.bucket, f"reading_v1,tag=TK-101.LT v=1.5 {now_ms * 1_000_000}")
+    rows = influx_rows(influx2.url, database, 'SELECT "v" FROM "reading_v1"', influx2.token)
+    assert [(r["time"], r["v"]) for r in rows] == [(now_ms, 1.5)]
 
 
 def test_v2_bucket_with_a_shorter_retention_is_reported_and_left_alone(
-    influx2: Influx2, unique_name: Callable[[str], str], caplog: pytest.LogCaptureFixture
+    influx2: Influx2Api, v2_database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    database = unique_name("hwtest")
-    with influx2.cleanup(database):
-        influx2.create_bucket(f"{database}/autogen", days=7)
-        with caplog.at_level(logging.WARNING, "stream.sinks.influx_admin"):
-            ensure_database(influx2.settings(database))
-        (bucket,) = influx2.buckets(f"{database}/autogen")
-        assert [r["everySeconds"] for r in bucket["retentionRules"]] == [7 * DAY_S]
-        assert "keeps data 7 days, fewer than the 30 required" in caplog.text
-        assert len(influx2.mappings(database)) == 1  # still readable with InfluxQL
+    database = v2_database
+    influx2.create_bucket(f"{database}/autogen", expire_s=7 * DAY_S)
+    with caplog.at_level(logging.WARNING, "stream.sinks.influx_admin"):
+        ensure_database(influx2.settings(database))
+    (bucket,) = influx2.buckets(f"{database}/autogen")
+    assert [r["everySeconds"] for r in bucket["retentionRules"]] == [7 * DAY_S]
+    assert "keeps data 7 days, fewer than the 30 required" in caplog.text
+    assert len(influx2.mappings(database)) == 1  # still readable with InfluxQL
 
 
 def test_v2_token_without_rights_is_a_warning_not_a_crash(
-    influx2: Influx2, unique_name: Callable[[str], str], caplog: pytest.LogCaptureFixture
+    influx2: Influx2Api, v2_database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    database = unique_name("hwtest")
+    database = v2_database
     settings = influx2.settings(database, token="not-a-token")
     with caplog.at_level(logging.WARNING, "stream.sinks.influx_admin"):
         ensure_database(settings)

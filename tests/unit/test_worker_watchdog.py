@@ -25,11 +25,11 @@ def test_stall_is_time_in_recovery_with_the_same_records_left() -> None:
     recovery = FakeRecovery(in_recovery=True, remaining=50)
     assert watchdog.stalled_for(recovery) == 0.0
     now[0] = 6.0
-    assert watchdog.stalled_for(recovery) == 6.0 and not watchdog.stalled(recovery)
+    assert watchdog.stalled_for(recovery) == 6.0
     recovery.remaining = 20  # records applied: progress restarts the clock
     assert watchdog.stalled_for(recovery) == 0.0
     now[0] = 16.0
-    assert watchdog.stalled(recovery)
+    assert watchdog.stalled_for(recovery) == 10.0
 
 
 def test_no_recovery_is_no_stall_and_a_new_recovery_starts_afresh() -> None:

@@ -58,10 +58,6 @@ class RecoveryWatchdog:
             self._remaining, self._since = remaining, now
         return now - self._since
 
-    def stalled(self, recovery: Recovery) -> bool:
-        """True once recovery has made no progress for `stall_s`."""
-        return self.stalled_for(recovery) >= self.stall_s
-
 
 class RecoveryWatch(Service):
     """Checks faust's recovery every second from the worker's start (faust's own app tasks only
